@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up the environment and run the demo on built-in phantom data: writes to ./demo_out (or $1).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+exec "$root/.venv/bin/covidweak" demo --out "${1:-$root/demo_out}"

@@ -1,0 +1,57 @@
+"""The ``covidweak`` command line: one entry point, one subcommand module each.
+
+Each module in :mod:`covidweak.commands` exposes ``add_parser(subparsers)``,
+which registers its subcommand and sets ``func`` to a callable taking the parsed
+arguments and returning an exit status. Errors the user can fix
+(:class:`~covidweak.errors.CovidWeakError`) are printed as one line, without a
+traceback, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+from .errors import CancelledError, CovidWeakError
+
+COMMAND_MODULES = ("phantom", "lungs", "demo")
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="covidweak",
+        description="Weakly supervised COVID-19 lesion analysis for chest CT and X-ray (research use only).",
+    )
+    parser.add_argument("--version", action="version", version=f"covidweak {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"covidweak.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except CancelledError as error:
+        print(f"covidweak {args.command}: {error}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"covidweak {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except CovidWeakError as error:
+        print(f"covidweak {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
