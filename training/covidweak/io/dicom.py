@@ -55,7 +55,7 @@ def _read_header(path: str) -> SliceHeader:
         rows, columns = int(ds.Rows), int(ds.Columns)
     except AttributeError as error:
         raise InputError(
-            f"DICOM file {Path(path).name} lacks {str(error).split()[-1]}: the series has no 3-D geometry "
+            f"DICOM file {Path(path).name} lacks {str(error).split()[-1].strip(chr(39))}: the series has no 3-D geometry "
             "(is it a scout or secondary capture?); export the CT series itself"
         ) from None
     except Exception as error:
@@ -140,7 +140,8 @@ def sort_and_check(headers: list[SliceHeader], series: str) -> tuple[list[str], 
             f"DICOM series {series} has slices that drift sideways (gantry tilt or sheared geometry): "
             "correct the tilt (e.g. Slicer's DICOM scalar volume plugin) and export the corrected volume"
         )
-    return [h.path for h in headers], step
+    # The end-to-end mean averages out the rounding of positions in the headers.
+    return [h.path for h in headers], float(distance[-1] - distance[0]) / (len(headers) - 1)
 
 
 def read_dicom_series(folder: Path, pixel_type: Optional[int] = None) -> sitk.Image:
