@@ -8,17 +8,16 @@ reloaded scene restores the same thresholds and selections, and a value that
 does not parse raises :class:`InputError` instead of silently becoming a
 default.
 
-The three COVID modules share :class:`ParameterizedLogic` (scene injection plus
-the parameter node) and :class:`WidgetBinding` (keeping selectors and the
-parameter node in step). Nothing here imports qt: widgets are used only through
-their methods, so the Logics stay importable outside the Slicer application.
+The three COVID module Logics share :class:`ParameterizedLogic`: an injectable
+scene, the module's parameters, and the volume-to-image step with its checks.
+Nothing here imports qt, so the Logics stay importable outside the Slicer
+application.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Callable, Optional
 
 from .errors import InputError
 
@@ -192,6 +191,12 @@ class ParameterizedLogic:
         params.write_defaults()
         return params
 
+    def image_of(self, volume, what: str):
+        """The SimpleITK image (LPS) behind a selected volume node; InputError when none is selected."""
+        from .mrml import image_from_volume_node
+
+        return image_from_volume_node(require_node(volume, what))
+
 
 def require_node(node, what: str):
     """Return ``node``, or raise :class:`InputError` asking the user to select ``what``."""
@@ -200,71 +205,8 @@ def require_node(node, what: str):
     return node
 
 
-class WidgetBinding:
-    """Keep GUI widgets and a module's parameters in step, in both directions.
-
-    Widgets are driven through duck typing so this stays free of qt imports:
-    node selectors (``currentNode``/``setCurrentNode``), sliders and spin boxes
-    (``value``/``setValue``) and path edits (``currentPath``/``setCurrentPath``).
-    ``on_error`` receives the message of a rejected value (e.g. out of bounds).
-    """
-
-    _SIGNALS = {
-        "node": "currentNodeChanged(vtkMRMLNode*)",
-        "value": "valueChanged(double)",
-        "path": "currentPathChanged(QString)",
-    }
-
-    def __init__(self, get_parameters: Callable[[], TypedParameters], widgets: dict[str, Any],
-                 on_error: Optional[Callable[[str], None]] = None):
-        self._get_parameters = get_parameters
-        self._widgets = dict(widgets)
-        self._on_error = on_error
-        self._updating = False
-
-    @staticmethod
-    def kind_of(widget) -> str:
-        if hasattr(widget, "setCurrentNode"):
-            return "node"
-        if hasattr(widget, "setCurrentPath"):
-            return "path"
-        if hasattr(widget, "setValue"):
-            return "value"
-        raise TypeError(f"cannot bind a {type(widget).__name__}")
-
-    def connect(self) -> None:
-        """Connect each widget's change signal to the matching parameter."""
-        for name, widget in self._widgets.items():
-            widget.connect(self._SIGNALS[self.kind_of(widget)], lambda *args, name=name: self.widget_changed(name))
-
-    def widget_changed(self, name: str) -> None:
-        if self._updating:
-            return
-        widget = self._widgets[name]
-        kind = self.kind_of(widget)
-        value = {"node": lambda: widget.currentNode(), "path": lambda: widget.currentPath,
-                 "value": lambda: widget.value}[kind]()
-        try:
-            setattr(self._get_parameters(), name, value)
-        except InputError as error:
-            if self._on_error is None:
-                raise
-            self._on_error(str(error))
-            self.update_widgets()
-
-    def update_widgets(self) -> None:
-        """Show the parameter node's values in the widgets without echoing them back."""
-        params = self._get_parameters()
-        self._updating = True
-        try:
-            for name, widget in self._widgets.items():
-                value = getattr(params, name)
-                kind = self.kind_of(widget)
-                if kind == "node":
-                    widget.setCurrentNode(value)
-                elif kind == "path":
-                    widget.currentPath = value
-                else:
-                    widget.value = value
-        finally:
-            self._updating = False
+def describe_image(image) -> str:
+    """``"512x512x64 voxels, 0.70x0.70x5.00 mm"``: the geometry part of a status line."""
+    size = "x".join(str(n) for n in image.GetSize())
+    spacing = "x".join(f"{s:.2f}" for s in image.GetSpacing())
+    return f"{size} voxels, {spacing} mm"

@@ -1,0 +1,6 @@
+"""Logic and parameters of the COVIDSeverity module, importable without the Slicer GUI."""
+
+from .logic import COVIDSeverityLogic
+from .parameters import COVIDSeverityParameters
+
+__all__ = ["COVIDSeverityLogic", "COVIDSeverityParameters"]
