@@ -113,6 +113,16 @@ def test_read_image_keeps_an_integer_type_for_integer_rescale(tmp_path):
     np.testing.assert_array_equal(sitk.GetArrayFromImage(image), hu_volume())
 
 
+def test_per_slice_rescale_is_applied_to_each_slice(tmp_path):
+    hu = hu_volume()
+    hu[1::2] = np.round(hu[1::2] * 2) / 2 + 0.5  # odd slices need slope 0.5
+    halves = {k: {"RescaleSlope": "0.5"} for k in range(1, SHAPE[0], 2)}
+    stored_twice = {k: {"PixelData": np.round((hu[k] + 1024) * 2).astype(np.int16).tobytes()} for k in halves}
+    write_series(tmp_path, hu, overrides={k: halves[k] | stored_twice[k] for k in halves})
+    image = read_image(tmp_path)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(image), hu, atol=1e-4)
+
+
 def test_longest_series_is_chosen_with_a_warning(tmp_path):
     hu = hu_volume()
     long_uid, _ = write_series(tmp_path / "mixed", hu)

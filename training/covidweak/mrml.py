@@ -126,9 +126,13 @@ def volume_node_from_image(image: sitk.Image, scene=None, name: str = "", labelm
         raise InputError("64-bit integer volumes cannot be shown in Slicer: cast the image to 32-bit first")
     node_class = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
     node = scene.AddNewNodeByClass(node_class, scene.GenerateUniqueName(name or ("Labels" if labelmap else "Volume")))
-    slicer.util.updateVolumeFromArray(node, view)
-    node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras_matrix(image)))
-    node.CreateDefaultDisplayNodes()
+    try:
+        slicer.util.updateVolumeFromArray(node, view)
+        node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras_matrix(image)))
+        node.CreateDefaultDisplayNodes()
+    except Exception:
+        scene.RemoveNode(node)  # ours, half-built: leave the scene as it was
+        raise
     return node
 
 

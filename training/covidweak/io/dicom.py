@@ -38,6 +38,7 @@ class SliceHeader:
     rows: int
     columns: int
     pixel_spacing: float
+    rescale: tuple[float, float]  # (slope, intercept)
 
 
 def _read_header(path: str) -> SliceHeader:
@@ -47,12 +48,21 @@ def _read_header(path: str) -> SliceHeader:
         ds = pydicom.dcmread(
             path,
             stop_before_pixels=True,
-            specific_tags=["ImagePositionPatient", "ImageOrientationPatient", "Rows", "Columns", "PixelSpacing"],
+            specific_tags=[
+                "ImagePositionPatient",
+                "ImageOrientationPatient",
+                "Rows",
+                "Columns",
+                "PixelSpacing",
+                "RescaleSlope",
+                "RescaleIntercept",
+            ],
         )
         position = np.asarray([float(v) for v in ds.ImagePositionPatient])
         orientation = np.asarray([float(v) for v in ds.ImageOrientationPatient])
         spacing = min(float(v) for v in ds.get("PixelSpacing", [1.0, 1.0]))
         rows, columns = int(ds.Rows), int(ds.Columns)
+        rescale = (float(ds.get("RescaleSlope", 1.0)), float(ds.get("RescaleIntercept", 0.0)))
     except AttributeError as error:
         raise InputError(
             f"DICOM file {Path(path).name} lacks {str(error).split()[-1].strip(chr(39))}: the series has no 3-D geometry "
@@ -62,7 +72,7 @@ def _read_header(path: str) -> SliceHeader:
         raise InputError(f"cannot read DICOM file {Path(path).name} ({error}); re-export the series") from None
     if position.shape != (3,) or orientation.shape != (6,):
         raise InputError(f"DICOM file {Path(path).name} has a malformed position or orientation; re-export the series")
-    return SliceHeader(path, position, orientation, rows, columns, spacing)
+    return SliceHeader(path, position, orientation, rows, columns, spacing, rescale)
 
 
 def choose_series(folder: Path) -> tuple[str, list[str]]:
@@ -151,7 +161,12 @@ def read_dicom_series(folder: Path, pixel_type: Optional[int] = None) -> sitk.Im
     GDCM's choice (an integer type when slope and intercept are integers).
     """
     series, names = choose_series(Path(folder))
-    ordered, step = sort_and_check([_read_header(name) for name in names], series)
+    headers = [_read_header(name) for name in names]
+    ordered, step = sort_and_check(headers, series)
+    if pixel_type is None and len({h.rescale for h in headers}) > 1:
+        # GDCM picks the pixel type from the first slice; slices rescaled differently
+        # could then be rounded or overflow, so read all of them as float.
+        pixel_type = sitk.sitkFloat32
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(ordered)
     if pixel_type is not None:
