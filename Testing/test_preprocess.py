@@ -17,6 +17,7 @@ from covidweak.preprocess import (
     find_sliding_window,
     hu_window,
     intrapulmonary_distance,
+    remap_labels,
     resize_slices,
     slice_stacks,
     sliding_window_normalize,
@@ -198,3 +199,10 @@ def test_ducn_channels_layout():
     assert channels[0, 1, 0, 0] == 0 and channels[0, 1, 1, 1] == 0.5
     np.testing.assert_array_equal(channels[:, 2], dist)
     assert ducn_channels(raw[0], mask[0], dist[0]).shape == (3, 4, 4)
+
+
+def test_remap_labels_swaps_simultaneously():
+    mask = np.array([[0, 1], [2, 3]], dtype=np.uint8)
+    out = remap_labels(mask, {1: 2, 2: 1})
+    np.testing.assert_array_equal(out, [[0, 2], [1, 3]])
+    assert out.dtype == np.uint8 and mask[0, 1] == 1  # input untouched

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
-
 from ..errors import InputError
 from ..records import StudyRecord
 from .common import find_child_dir, number_studies, require_dir, volume_files
 
 SOURCE = "covid19-ct-seg"
 CT_FOLDERS = ("COVID-19-CT-Seg_20cases", "ct_scans")
-LUNG_FOLDERS = ("Lung_Mask",)
+LUNG_FOLDERS = ("Lung_Mask",)  # folder names match case-insensitively (Kaggle: lung_mask)
 INFECTION_FOLDERS = ("Infection_Mask",)
 COMBINED_FOLDERS = ("Lung_and_Infection_Mask",)
 LUNG_LABEL_MAP = {1: 2, 2: 1}
@@ -104,16 +102,15 @@ def read_covid19_ct_seg(root: Path) -> list[StudyRecord]:
 
 def _masks(root: Path, names: tuple[str, ...], cts: dict[str, Path]) -> dict[str, Path]:
     """Mask path per CT stem from one mask folder; every CT must have one when the folder exists."""
-    folder = find_child_dir(root, names + tuple(n.lower() for n in names))
+    folder = find_child_dir(root, names)
     if folder is None:
         return {}
     files = volume_files(folder)
-    found: dict[str, Optional[Path]] = {stem: files.get(mask_name(stem)) for stem in cts}
-    missing = [mask_name(stem) for stem, path in found.items() if path is None]
+    missing = [mask_name(stem) for stem in cts if mask_name(stem) not in files]
     if missing:
         raise InputError(
             f"{folder} lacks masks for {len(missing)} case(s), e.g. {missing[0]}.nii.gz: "
             "unpack the complete mask zip or remove the folder"
         )
-    return found  # type: ignore[return-value]
+    return {stem: files[mask_name(stem)] for stem in cts}
 

@@ -15,6 +15,7 @@ from .intensity import (
     sliding_window_normalize_slices,
     window_to_unit,
 )
+from .labels import remap_labels
 from .resize import DUCN_SIZE, HU_SIZE, KIM_SIZE, MSEAM_SIZE, WU_SIZE, resize_slices
 from .slices import WU_MIN_MEAN_INTENSITY, drop_end_slices, end_slice_range
 from .stacks import STACK_DEPTH, ducn_channels, slice_stacks
@@ -36,6 +37,7 @@ __all__ = [
     "find_sliding_window",
     "hu_window",
     "intrapulmonary_distance",
+    "remap_labels",
     "resize_slices",
     "sliding_window_normalize",
     "sliding_window_normalize_slices",

@@ -70,7 +70,7 @@ def find_sliding_window(
     image: any shape (a slice, or a volume for one window per volume).
     Returns (low, high) with ``high - low == q``.
     """
-    values = np.asarray(image, dtype=np.float64).ravel()
+    values = np.asarray(image).ravel()
     if values.size == 0:
         raise InputError("cannot choose an intensity window for an empty image: pass an image with voxels")
     if not (q > 0 and s > 0):
@@ -79,13 +79,15 @@ def find_sliding_window(
     if abs(bins_per_window - round(bins_per_window)) > 1e-9:
         raise InputError(f"sliding window width Q={q} is not a multiple of step S={s}: choose Q = n * S")
     bins_per_window = int(round(bins_per_window))
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        raise InputError("image has no finite values: check the file is a CT volume")
-    start, top = float(finite.min()), float(finite.max())
+    if values.dtype.kind == "f":
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            raise InputError("image has no finite values: check the file is a CT volume")
+    start, top = float(values.min()), float(values.max())
     n_windows = int(np.floor((top - start) / s)) + 1
-    edges = start + s * np.arange(n_windows + bins_per_window, dtype=np.float64)
-    counts, _ = np.histogram(finite, bins=edges)
+    n_bins = n_windows + bins_per_window - 1
+    # Equal-width bins given as (count, range) take numpy's fast path, not a per-voxel search.
+    counts, _ = np.histogram(values, bins=n_bins, range=(start, start + s * n_bins))
     # Sum of bins_per_window consecutive bins = voxels inside each candidate window.
     cumulative = np.concatenate([[0], np.cumsum(counts)])
     covered = cumulative[bins_per_window : bins_per_window + n_windows] - cumulative[:n_windows]
