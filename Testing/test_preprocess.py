@@ -206,3 +206,9 @@ def test_remap_labels_swaps_simultaneously():
     out = remap_labels(mask, {1: 2, 2: 1})
     np.testing.assert_array_equal(out, [[0, 2], [1, 3]])
     assert out.dtype == np.uint8 and mask[0, 1] == 1  # input untouched
+
+
+def test_remap_labels_accepts_whole_floats_rejects_images():
+    np.testing.assert_array_equal(remap_labels(np.array([1.0, 2.0]), {1: 2, 2: 1}), [2.0, 1.0])
+    with pytest.raises(InputError, match="non-integer"):
+        remap_labels(np.array([0.5, 1.0]), {1: 2})
