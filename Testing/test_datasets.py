@@ -47,10 +47,13 @@ def test_covid19_ct_seg_pairs_masks_and_patients(tmp_path):
 
 
 def test_covid19_ct_seg_kaggle_names_and_ct_only(tmp_path):
-    (tmp_path / "ct_scans").mkdir()
     write_volume(tmp_path / "ct_scans" / "coronacases_org_003.nii")
+    # Kaggle's zip unpacks some files into a same-named folder: x.nii/x.nii
+    nested = write_volume(tmp_path / "ct_scans" / "coronacases_org_004.nii" / "coronacases_org_004.nii")
     records = read_covid19_ct_seg(tmp_path)
-    assert len(records) == 1 and records[0].lung_mask_path is None and records[0].lesion_mask_path is None
+    assert [r.study_id for r in records] == ["coronacases_003", "coronacases_004"]
+    assert records[1].ct_path == nested
+    assert all(r.lung_mask_path is None and r.lesion_mask_path is None for r in records)
 
 
 def test_covid19_ct_seg_missing_mask_is_reported(tmp_path):
