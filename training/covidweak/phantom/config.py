@@ -1,0 +1,37 @@
+"""Phantom settings and the case patterns it can draw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+PATTERNS = ("covid", "cap", "normal")
+GENERATOR_VERSION = "1.0"
+MIN_SIZE, MAX_SIZE = 64, 1024
+MIN_SLICES, MAX_SLICES = 16, 512
+
+
+@dataclass
+class PhantomConfig:
+    """Voxel grid of every study: ``size`` x ``size`` in-plane, ``slices`` axial slices,
+    ``spacing`` (x, y, z) mm. The anatomy scales with the field of view."""
+
+    size: int = 256
+    slices: int = 64
+    spacing: tuple[float, float, float] = (1.4, 1.4, 5.0)
+
+    def validate(self) -> None:
+        if not MIN_SIZE <= int(self.size) <= MAX_SIZE:
+            raise InputError(f"phantom size {self.size} is out of range; use {MIN_SIZE}-{MAX_SIZE} pixels")
+        if not MIN_SLICES <= int(self.slices) <= MAX_SLICES:
+            raise InputError(f"phantom slices {self.slices} is out of range; use {MIN_SLICES}-{MAX_SLICES}")
+        spacing = tuple(self.spacing)
+        if len(spacing) != 3 or not all(0.2 <= float(s) <= 10.0 for s in spacing):
+            raise InputError(f"phantom spacing {spacing} is invalid; give three values (x, y, z) between 0.2 and 10 mm")
+
+
+def check_pattern(pattern: str) -> str:
+    if pattern not in PATTERNS:
+        raise InputError(f"unknown phantom pattern {pattern!r}; use one of {', '.join(PATTERNS)}")
+    return pattern

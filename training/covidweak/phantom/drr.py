@@ -1,0 +1,56 @@
+"""Digitally reconstructed radiograph (frontal chest X-ray) from the phantom CT.
+
+X-rays travel front to back (AP, along +y). Each voxel's linear attenuation follows
+from its CT number, mu = mu_water (1 + HU/1000); bone's photoelectric excess at
+radiographic energies is mimicked by boosting positive HU. The line integral is what
+a log-amplified detector records (-ln I/I0); a further log compression reproduces
+the film-like contrast of a radiograph: bones and mediastinum bright, lungs dark.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+MU_WATER_PER_MM = 0.02
+"""Linear attenuation of water near 60-70 keV (about 0.2 /cm)."""
+BONE_BOOST = 1.8
+"""Extra weight of HU above water: bone attenuates relatively more at radiographic energies."""
+COMPRESSION = 1.5
+"""Line integral scale of the log compression (a few cm of water equivalent)."""
+
+
+def _to_rows(projection: np.ndarray, spacing, order: int) -> np.ndarray:
+    """(z, x) projection -> (rows, x) image with row 0 superior and square pixels."""
+    sx, _, sz = spacing
+    rows = max(1, int(round(projection.shape[0] * sz / sx)))
+    flipped = projection[::-1]
+    if order == 0:
+        pick = np.minimum((np.arange(rows) + 0.5) * projection.shape[0] / rows, projection.shape[0] - 1).astype(int)
+        return flipped[pick]
+    return ndimage.zoom(flipped, (rows / projection.shape[0], 1.0), order=order, mode="nearest")
+
+
+def render_drr(hu: np.ndarray, spacing) -> np.ndarray:
+    """hu: (z, y, x) float; spacing (x, y, z) mm -> (rows, x) float32 radiograph in [0, 1].
+
+    Row 0 is the most superior row and column 0 the patient's right (x index 0), so it
+    displays as a radiograph is read; pixels are square with the CT's x spacing.
+    """
+    excess = np.asarray(hu, dtype=np.float32) / 1000.0
+    mu = 1.0 + np.where(excess > 0, BONE_BOOST * excess, excess)
+    np.maximum(mu, 0.0, out=mu)
+    line = mu.sum(axis=1) * (MU_WATER_PER_MM * spacing[1])
+    image = np.log1p(line / COMPRESSION)
+    image = _to_rows(image, spacing, order=1)
+    image = (image - image.min()) / max(float(np.ptp(image)), 1e-6)
+    return image.astype(np.float32)
+
+
+def project_labels(labels: np.ndarray, spacing) -> np.ndarray:
+    """Front-to-back projection of a (z, y, x) label map on the radiograph grid.
+
+    Each pixel takes the largest label along its ray (lungs: 2 wins where both project,
+    which cannot happen for the phantom's separated lungs). Returns (rows, x) uint8.
+    """
+    return _to_rows(np.asarray(labels).max(axis=1), spacing, order=0).astype(np.uint8)
