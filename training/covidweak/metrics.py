@@ -10,7 +10,8 @@ def _array(mask) -> np.ndarray:
         return mask
     import SimpleITK as sitk
 
-    return sitk.GetArrayViewFromImage(mask)
+    # A copy, not a view: a view dies with the image, which callers often pass as a temporary.
+    return sitk.GetArrayFromImage(mask)
 
 
 def dice(a, b) -> float:
