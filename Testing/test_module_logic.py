@@ -183,8 +183,13 @@ def test_thresholds_must_keep_background_below_foreground(mrml_scene):
 @pytest.mark.slow
 def test_segment_lungs_creates_a_new_node_and_never_touches_existing_ones(ct_volume, study, mrml_scene):
     logic = COVIDWeakSegLogic(mrml_scene)
-    existing = mrml_scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "phantom CT lungs")
-    existing.GetSegmentation().AddEmptySegment("", "mine", (1.0, 0.0, 0.0))
+    from covidweak.mrml import segmentation_node_from_labels
+
+    # The user's own segmentation, named exactly as the new one would be.
+    existing = segmentation_node_from_labels(study.lesions > 0, {1: "mine"}, {1: (1.0, 0.0, 0.0)},
+                                             scene=mrml_scene, name="phantom CT lungs")
+    assert existing.GetName() == "phantom CT lungs"
+    mine_before = existing.GetSegmentation().GetNthSegment(0).GetRepresentation("Binary labelmap").GetMTime()
     reports = []
     first = logic.segment_lungs(ct_volume, progress=Progress(lambda d, t, m: reports.append((d, t))))
     second = logic.segment_lungs(ct_volume)
@@ -192,7 +197,9 @@ def test_segment_lungs_creates_a_new_node_and_never_touches_existing_ones(ct_vol
     assert len({existing.GetID(), first.GetID(), second.GetID()}) == 3
     assert len({existing.GetName(), first.GetName(), second.GetName()}) == 3
     assert segment_names(existing) == ["mine"]
+    assert existing.GetSegmentation().GetNthSegment(0).GetRepresentation("Binary labelmap").GetMTime() == mine_before
     assert segment_names(first) == ["Right lung", "Left lung"]
+    assert reports and reports[-1][0] == reports[-1][1], "progress reaches its total"
     assert logic.parameters.output_segmentation is second
     volumes = logic.last_lung_volumes_ml
     expected = lung_volumes_ml(study.lungs)
