@@ -112,7 +112,7 @@ def build_anatomy(patient_seed: int, grid: Grid) -> Anatomy:
 
     lungs = _lung_labels(p, X, Y, Z, cav_r, dome, heart_r, tubes.keep_out, rb)
     gravity = T.HU_LUNG_GRAVITY * (Y - p.lung_y) / p.lung_ry
-    lung_texture = smooth_field(rng, grid.shape, (grid.slices // 2, grid.size // 5, grid.size // 5))
+    lung_texture = smooth_field(rng, grid.shape, (grid.slices // 3, grid.size // 7, grid.size // 7))
     paint(lungs > 0, T.LUNG, T.HU_LUNG + gravity + T.HU_LUNG_TEXTURE * lung_texture)
 
     overlays = draw_pulmonary_trees(rng, grid, p, lungs, (lungs > 0) | tubes.keep_out)

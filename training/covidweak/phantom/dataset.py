@@ -45,8 +45,9 @@ def allocate_patterns(patients: int, mix: Optional[dict], seed: int) -> list[str
     counts = np.floor(quota).astype(int)
     if patients >= len(names):
         counts = np.maximum(counts, 1)
-    while counts.sum() > patients:
-        counts[np.argmax(counts - quota)] -= 1
+    while counts.sum() > patients:  # the minimum of one was granted beyond quota: take it back from the largest
+        surplus = np.where(counts > 1, counts - quota, -np.inf)
+        counts[np.argmax(surplus)] -= 1
     for i in np.argsort(-(quota - counts), kind="stable")[: patients - counts.sum()]:
         counts[i] += 1
     out = [name for name, c in zip(names, counts) for _ in range(c)]

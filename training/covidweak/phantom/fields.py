@@ -7,15 +7,34 @@ import numpy as np
 from scipy import ndimage
 
 
+def _linear_upsampler(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) matrix of linear interpolation weights spanning the coarse lattice."""
+    pos = np.linspace(0.0, n_in - 1.0, n_out)
+    lo = np.minimum(np.floor(pos).astype(int), n_in - 2)
+    t = (pos - lo).astype(np.float32)
+    m = np.zeros((n_out, n_in), np.float32)
+    m[np.arange(n_out), lo] = 1 - t
+    m[np.arange(n_out), lo + 1] = t
+    return m
+
+
 def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], cells: tuple[int, ...]) -> np.ndarray:
-    """Zero-mean, unit-std smooth noise of ``shape``.
+    """Zero-mean, unit-std smooth noise of ``shape`` (3-D).
 
     ``cells`` is the number of independent lattice cells per axis, so features are
-    about ``shape / cells`` voxels wide. Returns a float32 array of ``shape``.
+    about ``shape / cells`` voxels wide. Upsampling is separable linear interpolation
+    done as three matrix products (BLAS), an order of magnitude faster than
+    ``ndimage.zoom``. Returns a float32 array of ``shape``.
     """
     coarse_shape = tuple(max(2, int(c)) for c in cells)
     coarse = ndimage.gaussian_filter(rng.standard_normal(coarse_shape).astype(np.float32), 0.6, mode="wrap")
     coarse -= coarse.mean()
     coarse /= coarse.std() + 1e-6
-    out = ndimage.zoom(coarse, [s / c for s, c in zip(shape, coarse_shape)], order=1, mode="nearest")
+    mz, my, mx = (_linear_upsampler(n, c) for n, c in zip(shape, coarse_shape))
+    cz, cy, cx = coarse_shape
+    out = (coarse.reshape(-1, cx) @ np.ascontiguousarray(mx.T)).reshape(cz, cy, shape[2])
+    out = np.einsum("yc,zcx->zyx", my, out, optimize=True)
+    out = (mz @ out.reshape(cz, -1)).reshape(shape)
+    # Interpolation lowers the variance; restore unit std (estimated on a sparse subsample).
+    out *= np.float32(1.0 / (out[::3, ::3, ::3].std() + 1e-6))
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -14,7 +14,7 @@ from .mediastinum import (AIRWAY_GAP, AIRWAY_RADIUS_RATIO, ARTERY_ROOT_RADIUS, B
 from .trees import Tree, grow_tree
 from .tubes import draw_segments
 
-TERRITORY_POINTS = 450
+TERRITORY_POINTS = 320
 """Sample points per lung and tree; about as many branches, ending ~1-2 cm from the pleura."""
 MIN_VISIBLE_LUMEN_VOXELS = 0.7
 """Bronchi narrower than this many in-plane voxels have no resolvable lumen on CT."""

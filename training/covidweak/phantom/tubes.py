@@ -13,7 +13,7 @@ import numpy as np
 
 from .grid import Grid
 
-THICK_RADIUS_VOXELS = 0.8
+THICK_RADIUS_VOXELS = 1.2
 """Tubes with a radius above this many in-plane voxels are drawn exactly."""
 
 
