@@ -1,0 +1,63 @@
+"""SEAM losses of M-SEAM-NAM (Tang et al., MICCAI 2021, Sect. 2.1, Eq. 1-3).
+
+Maps are compared at the small scale: Down(.) resizes a large-scale map to the size of its
+small-scale partner (bilinear). ||.||_1 / N_s is the mean absolute difference over the N_s
+pixels, summed over classes and averaged over the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def signed_labels(y: torch.Tensor) -> torch.Tensor:
+    """Labels in {0, 1} (lesion absent/present) -> {-1, +1}, the y of Eq. 1 and 7."""
+    return 2.0 * y.float() - 1.0
+
+
+def soft_margin(score: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log(1 + exp(-y * score)) elementwise, y in {0, 1}; computed stably with softplus."""
+    return F.softplus(-signed_labels(y) * score.float())
+
+
+def classification_loss(p_l: torch.Tensor, p_s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """L_cls of Eq. 1: soft-margin loss of both scales' image scores.
+
+    p_l, p_s: (N, C) logits (global averages of C_l, C_s); y: (N, C) in {0, 1}.
+    Returns a scalar: summed over the two scales and classes, averaged over the batch.
+    """
+    per_image = soft_margin(p_l, y) + soft_margin(p_s, y)
+    return per_image.sum(dim=1).mean()
+
+
+def down(large: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Down(.) of Eq. 2-3: (N, C, h_l, w_l) -> (N, C, h_s, w_s) with the size of ``like``."""
+    if large.shape[-2:] == like.shape[-2:]:
+        return large
+    return F.interpolate(large, size=like.shape[-2:], mode="bilinear", align_corners=True)
+
+
+def mean_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """||a - b||_1 / N_s for (N, C, h, w) maps: per-pixel mean, class sum, batch mean -> scalar."""
+    return (a.float() - b.float()).abs().mean(dim=(2, 3)).sum(dim=1).mean()
+
+
+def equivariant_regularization_loss(
+    c_l: torch.Tensor, c_s: torch.Tensor, d_l: torch.Tensor, d_s: torch.Tensor
+) -> torch.Tensor:
+    """L_ER of Eq. 2: |Down(C_l) - C_s| + |Down(D_l) - D_s|, each per pixel of the small scale.
+
+    c_l, d_l: (N, C, h_l, w_l); c_s, d_s: (N, C, h_s, w_s). Returns a scalar.
+    """
+    return mean_l1(down(c_l, c_s), c_s) + mean_l1(down(d_l, d_s), d_s)
+
+
+def equivariant_cross_regularization_loss(
+    c_l: torch.Tensor, c_s: torch.Tensor, d_l: torch.Tensor, d_s: torch.Tensor
+) -> torch.Tensor:
+    """L_ECR of Eq. 3: |Down(C_l) - D_s| + |C_s - Down(D_l)|, each per pixel of the small scale.
+
+    Shapes as in :func:`equivariant_regularization_loss`. Returns a scalar.
+    """
+    return mean_l1(down(c_l, d_s), d_s) + mean_l1(c_s, down(d_l, c_s))

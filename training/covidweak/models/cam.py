@@ -1,0 +1,80 @@
+"""Plain CAM classifier (Zhou et al., CVPR 2016) on the ResNet-38 backbone.
+
+It is the "CAM" baseline of Tang et al. (MICCAI 2021, Table 1) and the network of their CAM
+pre-training (Sect. 2.1): the backbone is trained with L_cls alone and then initialises SEAM.
+:class:`CAMHead` is shared with :class:`~covidweak.models.seam.SEAM`, and both models name
+their parts ``backbone`` and ``cam_head``, so :func:`transfer_cam_weights` is a state-dict copy.
+
+For the binary lesion task there is one output class, *lesion*. Its map is a logit map: the
+image score is its global average (p in Eq. 1) and ``sigmoid`` of a pixel is that pixel's
+lesion probability. Background needs no channel of its own: with one class its score is the
+negated lesion logit, which is what SEAM's "1 - max foreground" background becomes for a
+single sigmoid class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .resnet38 import LIGHT, ResNet38, ResNet38Config
+
+LESION_CLASSES = 1
+CAM_DROPOUT = 0.5  # SEAM's dropout before its 1x1 classifier
+
+
+class CAMHead(nn.Module):
+    """1x1 convolution without bias from features to class maps, then global average pooling.
+
+    Without a bias, GAP(conv(x)) equals a linear classifier on GAP(x): the class map is exactly
+    the CAM of that classifier.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int = LESION_CLASSES, dropout: float = CAM_DROPOUT):
+        super().__init__()
+        self.dropout = nn.Dropout2d(dropout)
+        self.classifier = nn.Conv2d(in_channels, num_classes, 1, bias=False)
+        nn.init.xavier_uniform_(self.classifier.weight)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, F, h, w) features -> class maps (N, C, h, w) and scores (N, C)."""
+        cam = self.classifier(self.dropout(features))
+        return cam, cam.mean(dim=(2, 3))
+
+
+@dataclass
+class CAMOutput:
+    """``cam``: class logit maps (N, C, H/8, W/8); ``score``: image logits p (N, C)."""
+
+    cam: torch.Tensor
+    score: torch.Tensor
+
+    @property
+    def lesion_logits(self) -> torch.Tensor:
+        return self.cam
+
+
+class CAMNet(nn.Module):
+    """ResNet-38 + :class:`CAMHead`: (N, 3, H, W) slices -> :class:`CAMOutput`."""
+
+    def __init__(self, config: ResNet38Config = LIGHT, num_classes: int = LESION_CLASSES):
+        super().__init__()
+        self.backbone = ResNet38(config)
+        self.cam_head = CAMHead(self.backbone.feature_channels.final, num_classes)
+
+    def forward(self, x: torch.Tensor) -> CAMOutput:
+        cam, score = self.cam_head(self.backbone(x).final)
+        return CAMOutput(cam=cam, score=score)
+
+
+def transfer_cam_weights(cam_net: CAMNet, target: nn.Module) -> None:
+    """Initialise ``target``'s backbone and CAM head from a CAM pre-trained network (Sect. 2.1).
+
+    ``target`` is a model with ``backbone`` and ``cam_head`` attributes of the same
+    configuration (e.g. :class:`~covidweak.models.seam.SEAM`); a mismatch raises
+    ``RuntimeError`` from ``load_state_dict``.
+    """
+    target.backbone.load_state_dict(cam_net.backbone.state_dict())
+    target.cam_head.load_state_dict(cam_net.cam_head.state_dict())

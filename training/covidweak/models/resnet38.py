@@ -1,0 +1,199 @@
+"""ResNet-38 ("model A" of Wu, Shen & van den Hengel, *Wider or deeper*, Pattern Recognition 2019).
+
+This is the backbone SEAM (Wang et al., CVPR 2020) and M-SEAM-NAM (Tang et al., MICCAI 2021,
+Sect. 2.1) use: pre-activation wide residual blocks B2..B5 of two 3x3 convolutions, two
+bottleneck blocks B6 and B7, output stride 8 (B5..B7 keep the resolution of B4 and dilate
+instead of striding, so class activation maps stay detailed).
+
+Two configurations exist:
+
+* :data:`PAPER` -- the published widths (64 .. 4096 channels) and depth (3, 3, 6, 3 blocks
+  in B2..B5, one bottleneck each in B6 and B7): about 104 M parameters.
+* :data:`LIGHT` -- a quarter of the width and one or two blocks per stage (about 6 M
+  parameters), for shipped weights and CPU inference.
+
+Batch normalisation is trained as usual; SEAM froze ImageNet statistics, but M-SEAM-NAM
+pre-trains on CT itself (CAM pre-training, Sect. 2.1), where no such statistics exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# Channel widths of model A at width 1.0 (Wu et al., Table 1; SEAM's resnet38d).
+STEM_CHANNELS = 64
+B2_CHANNELS = 128
+B3_CHANNELS = 256
+B4_CHANNELS = 512
+B5_MID_CHANNELS, B5_CHANNELS = 512, 1024
+B6_CHANNELS = 2048
+B7_CHANNELS = 4096
+
+# Dilations that replace strides after B4 so the output stride stays 8.
+B5_DILATION = 2
+B6_B7_DILATION = 4
+
+OUTPUT_STRIDE = 8
+
+
+@dataclass(frozen=True)
+class ResNet38Config:
+    """Width and depth of a ResNet-38 backbone.
+
+    ``blocks`` counts the residual blocks of B2, B3, B4 and B5; B6 and B7 are always one
+    bottleneck block each. ``width`` scales every channel count.
+    """
+
+    width: float = 1.0
+    blocks: tuple[int, int, int, int] = (3, 3, 6, 3)
+    in_channels: int = 3
+    dropout_b6: float = 0.3
+    dropout_b7: float = 0.5
+
+    def channels(self, full_width: int) -> int:
+        return max(8, int(round(full_width * self.width)))
+
+
+PAPER = ResNet38Config()
+LIGHT = ResNet38Config(width=0.25, blocks=(1, 1, 2, 1))
+CONFIGS = {"paper": PAPER, "light": LIGHT}
+
+
+def config_by_name(name: str) -> ResNet38Config:
+    """Return :data:`PAPER` or :data:`LIGHT` for ``"paper"`` or ``"light"``."""
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone configuration '{name}': use one of {sorted(CONFIGS)}") from None
+
+
+def _conv3x3(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+
+
+def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+
+class WideBlock(nn.Module):
+    """Pre-activation residual block of two 3x3 convolutions (B2..B5).
+
+    ``forward`` also returns the block's pre-activation ``relu(bn(x))``: it is the
+    normalised view of the previous stage's output that SEAM reads as that stage's feature map.
+    """
+
+    def __init__(self, cin: int, mid: int, cout: int, stride: int = 1, first_dilation: int = 1, dilation: int = 1):
+        super().__init__()
+        self.bn_a = nn.BatchNorm2d(cin)
+        self.conv_a = _conv3x3(cin, mid, stride, first_dilation)
+        self.bn_b = nn.BatchNorm2d(mid)
+        self.conv_b = _conv3x3(mid, cout, 1, dilation)
+        self.shortcut = _conv1x1(cin, cout, stride) if (cin != cout or stride != 1) else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        preact = F.relu(self.bn_a(x))
+        identity = x if self.shortcut is None else self.shortcut(preact)
+        y = self.conv_b(F.relu(self.bn_b(self.conv_a(preact))))
+        return y + identity, preact
+
+
+class BottleneckBlock(nn.Module):
+    """Pre-activation bottleneck block 1x1 -> dilated 3x3 -> 1x1 with dropout (B6, B7)."""
+
+    def __init__(self, cin: int, cout: int, dilation: int, dropout: float):
+        super().__init__()
+        self.bn_a = nn.BatchNorm2d(cin)
+        self.conv_a = _conv1x1(cin, cout // 4)
+        self.bn_b = nn.BatchNorm2d(cout // 4)
+        self.conv_b = _conv3x3(cout // 4, cout // 2, 1, dilation)
+        self.bn_c = nn.BatchNorm2d(cout // 2)
+        self.conv_c = _conv1x1(cout // 2, cout)
+        self.dropout = nn.Dropout2d(dropout)
+        self.shortcut = _conv1x1(cin, cout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        preact = F.relu(self.bn_a(x))
+        y = self.conv_a(preact)
+        y = self.conv_b(self.dropout(F.relu(self.bn_b(y))))
+        y = self.conv_c(self.dropout(F.relu(self.bn_c(y))))
+        return y + self.shortcut(preact), preact
+
+
+class Stage(nn.Module):
+    """A run of blocks; returns the stage output and the first block's pre-activation."""
+
+    def __init__(self, blocks: list[nn.Module]):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, entry_preact = self.blocks[0](x)
+        for block in self.blocks[1:]:
+            x, _ = block(x)
+        return x, entry_preact
+
+
+class ResNet38Features(NamedTuple):
+    """Feature maps of one forward pass, all batch-normalised and ReLU-activated.
+
+    ``b3``: (N, C3, H/4, W/4); ``b4``: (N, C4, H/8, W/8); ``b5``: (N, C5, H/8, W/8);
+    ``final``: (N, C7, H/8, W/8), the map the CAM head reads.
+    """
+
+    b3: torch.Tensor
+    b4: torch.Tensor
+    b5: torch.Tensor
+    final: torch.Tensor
+
+
+class ResNet38(nn.Module):
+    """ResNet-38 model A backbone: (N, in_channels, H, W) -> :class:`ResNet38Features`."""
+
+    def __init__(self, config: ResNet38Config = PAPER):
+        super().__init__()
+        self.config = config
+        c = config.channels
+        n2, n3, n4, n5 = config.blocks
+        stem, w2, w3, w4 = c(STEM_CHANNELS), c(B2_CHANNELS), c(B3_CHANNELS), c(B4_CHANNELS)
+        w5m, w5, w6, w7 = c(B5_MID_CHANNELS), c(B5_CHANNELS), c(B6_CHANNELS), c(B7_CHANNELS)
+
+        self.stem = _conv3x3(config.in_channels, stem)
+        self.b2 = self._downsampling_stage(stem, w2, n2)
+        self.b3 = self._downsampling_stage(w2, w3, n3)
+        self.b4 = self._downsampling_stage(w3, w4, n4)
+        self.b5 = Stage(
+            [WideBlock(w4, w5m, w5, dilation=B5_DILATION)]
+            + [WideBlock(w5, w5m, w5, first_dilation=B5_DILATION, dilation=B5_DILATION) for _ in range(n5 - 1)]
+        )
+        self.b6 = Stage([BottleneckBlock(w5, w6, B6_B7_DILATION, config.dropout_b6)])
+        self.b7 = Stage([BottleneckBlock(w6, w7, B6_B7_DILATION, config.dropout_b7)])
+        self.bn7 = nn.BatchNorm2d(w7)
+        self.feature_channels = ResNet38Features(b3=w3, b4=w4, b5=w5, final=w7)
+        self._init_weights()
+
+    @staticmethod
+    def _downsampling_stage(cin: int, cout: int, n: int) -> Stage:
+        return Stage([WideBlock(cin, cout, cout, stride=2)] + [WideBlock(cout, cout, cout) for _ in range(n - 1)])
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> ResNet38Features:
+        x = self.stem(x)
+        x, _ = self.b2(x)
+        x, _ = self.b3(x)
+        x, b3 = self.b4(x)
+        x, b4 = self.b5(x)
+        x, b5 = self.b6(x)
+        x, _ = self.b7(x)
+        return ResNet38Features(b3=b3, b4=b4, b5=b5, final=F.relu(self.bn7(x)))
