@@ -1,0 +1,71 @@
+"""SEAM losses (Tang et al. 2021, Eq. 1-3) and L_all (Eq. 8)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from covidweak.losses import (
+    classification_loss,
+    equivariant_cross_regularization_loss,
+    equivariant_regularization_loss,
+    m_seam_nam_loss,
+)
+from covidweak.losses.seam import down
+from covidweak.models import SEAMOutput
+
+
+def test_classification_loss_matches_hand_computation():
+    p_l = torch.tensor([[2.0], [-1.0]])
+    p_s = torch.tensor([[0.5], [0.0]])
+    y = torch.tensor([[1.0], [0.0]])
+    # Image 1 is positive (y = +1), image 2 negative (y = -1).
+    image1 = math.log(1 + math.exp(-2.0)) + math.log(1 + math.exp(-0.5))
+    image2 = math.log(1 + math.exp(-1.0)) + math.log(1 + math.exp(0.0))
+    assert classification_loss(p_l, p_s, y).item() == pytest.approx((image1 + image2) / 2, rel=1e-6)
+
+
+def test_classification_loss_equals_multilabel_soft_margin_times_two_scales():
+    g = torch.Generator().manual_seed(0)
+    p_l, p_s = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    y = torch.randint(0, 2, (4, 3), generator=g).float()
+    reference = torch.nn.MultiLabelSoftMarginLoss()
+    expected = 3 * (reference(p_l, y) + reference(p_s, y))  # torch averages over classes, Eq. 1 sums
+    assert classification_loss(p_l, p_s, y).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def consistent_maps(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    c_l, d_l = torch.randn(2, 1, 8, 8, generator=g), torch.randn(2, 1, 8, 8, generator=g)
+    size_like = torch.empty(2, 1, 3, 3)
+    return c_l, down(c_l, size_like), d_l, down(d_l, size_like)
+
+
+def test_equivariance_losses_vanish_when_scales_agree():
+    c_l, c_s, d_l, d_s = consistent_maps()
+    assert equivariant_regularization_loss(c_l, c_s, d_l, d_s).item() == pytest.approx(0.0, abs=1e-7)
+    # ECR compares C with D across scales: it vanishes when the PCM leaves the CAM unchanged.
+    assert equivariant_cross_regularization_loss(c_l, c_s, c_l, c_s).item() == pytest.approx(0.0, abs=1e-7)
+    assert equivariant_cross_regularization_loss(c_l, c_s, d_l, d_s).item() > 0.1
+
+
+def test_equivariance_losses_hand_values_on_constant_maps():
+    ones_l, ones_s = torch.ones(1, 1, 6, 6), torch.ones(1, 1, 2, 2)
+    # C_l = 1, C_s = 3, D_l = 0, D_s = 2: ER = |1-3| + |0-2| = 4, ECR = |1-2| + |3-0| = 4.
+    assert equivariant_regularization_loss(ones_l, 3 * ones_s, 0 * ones_l, 2 * ones_s).item() == pytest.approx(4.0)
+    assert equivariant_cross_regularization_loss(ones_l, 3 * ones_s, 0 * ones_l, 2 * ones_s).item() == pytest.approx(4.0)
+
+
+def test_l_all_sums_terms_with_half_nfbd():
+    c_l, c_s, d_l, d_s = consistent_maps(1)
+    features = torch.randn(2, 6, 8, 8)
+    d_l = d_l * 6  # spread logits so both groups exist
+    output = SEAMOutput(c_l=c_l, c_s=c_s, d_l=d_l, d_s=d_s + 0.3, p_l=c_l.mean((2, 3)), p_s=c_s.mean((2, 3)), features=features)
+    losses = m_seam_nam_loss(output, torch.tensor([[1.0], [0.0]]))
+    expected = losses.cls + losses.er + losses.ecr + losses.nfs + losses.nbs + 0.5 * losses.nfbd
+    assert losses.nfbd.item() > 0
+    assert losses.total.item() == pytest.approx(expected.item(), rel=1e-6)
+    plain = m_seam_nam_loss(output, torch.tensor([[1.0], [0.0]]), use_nam=False)
+    assert plain.total.item() == pytest.approx((losses.cls + losses.er + losses.ecr).item(), rel=1e-6)
