@@ -32,10 +32,9 @@ AIRWAY_MAX_ML = 250.0
 """Trachea plus main and lobar bronchi hold ~50-150 mL in adults; more means the growing leaked."""
 
 LEAK_JUMP = 2.0
-"""A step that more than doubles the region has broken into parenchyma."""
-
-LEAK_SLACK_ML = 5.0
-"""Growth allowed on top of the doubling while the region is still a few slices of trachea."""
+LEAK_SLACK_ML = 20.0
+"""A step that both more than doubles the region and adds more than this has broken into
+parenchyma. The absolute part matters while the region is still a few voxels of trachea lumen."""
 
 
 def trachea_seed(candidates: np.ndarray, body: np.ndarray, spacing_zyx) -> np.ndarray | None:
@@ -77,7 +76,8 @@ def grow_airway(hu: np.ndarray, candidates: np.ndarray, seed: np.ndarray, voxel_
         labels, _ = ndi.label(lumen, FACES)
         region = np.isin(labels, np.unique(labels[seed & lumen]))
         volume = np.count_nonzero(region) * voxel_ml
-        if volume > AIRWAY_MAX_ML or (best_volume > 0 and volume > LEAK_JUMP * best_volume + LEAK_SLACK_ML):
+        leaked = best_volume > 0 and volume > LEAK_JUMP * best_volume and volume - best_volume > LEAK_SLACK_ML
+        if volume > AIRWAY_MAX_ML or leaked:
             break
         best, best_volume = region, volume
     return best

@@ -27,6 +27,21 @@ from .masks import fill_holes_per_slice
 COSTAL_ANGLE_DEG = 60.0
 """Minimum angle between a bay's direction and the medial direction for it to count as costal."""
 
+LESION_REACH_MM = 60.0
+"""Bay voxels are kept only where the lung lies both above and below within this distance.
+A subpleural lesion (at most a few cm tall) sits inside the lung's z range at that spot,
+whereas the diaphragm dome is a bay with lung above and liver, not lung, below."""
+
+
+def between_lung_above_and_below(lung: np.ndarray, reach: int) -> np.ndarray:
+    """(z, y, x) bool: voxels with ``lung`` in some slice within ``reach`` above and in some within ``reach`` below."""
+    counts = np.concatenate([np.zeros((1,) + lung.shape[1:], np.int32), np.cumsum(lung, axis=0, dtype=np.int32)])
+    n = lung.shape[0]
+    z = np.arange(n)
+    above = counts[np.minimum(z + 1 + reach, n)] - counts[z + 1]  # slices z+1 .. z+reach
+    below = counts[z] - counts[np.maximum(z - reach, 0)]  # slices z-reach .. z-1
+    return (above > 0) & (below > 0)
+
 
 def costal_bays(lung2d: np.ndarray, allowed2d: np.ndarray, medial_sign: float, spacing_yx) -> np.ndarray:
     """Bays between one lung's 2-D outline and its convex hull that face the chest wall. (y, x) bool.
@@ -54,6 +69,8 @@ def fill_lung(lung: np.ndarray, allowed: np.ndarray, medial_sign: float, spacing
     """One lung (z, y, x bool) with holes and costal bays filled, kept inside ``allowed``. (z, y, x) bool."""
     filled = ndi.binary_fill_holes(lung) & allowed
     filled = fill_holes_per_slice(filled) & allowed
+    reach = max(1, int(round(LESION_REACH_MM / spacing_zyx[0])))
+    enclosed = between_lung_above_and_below(filled, reach)
     for z in np.flatnonzero(filled.any(axis=(1, 2))):
-        filled[z] |= costal_bays(filled[z], allowed[z], medial_sign, spacing_zyx[1:])
+        filled[z] |= costal_bays(filled[z], allowed[z], medial_sign, spacing_zyx[1:]) & enclosed[z]
     return fill_holes_per_slice(filled) & allowed
