@@ -132,6 +132,17 @@ def test_end_slice_range_drops_only_dark_ends():
     assert kept[1, 0, 0] == pytest.approx(0.01)  # dark interior slice stays
 
 
+def test_end_slice_range_with_lung_mask_crops_and_masks():
+    volume = np.full((4, 10, 10), 0.9, dtype=np.float32)  # bright body everywhere
+    lungs = np.zeros((4, 10, 10), dtype=np.uint8)
+    lungs[1:3, 2:6, 2:7] = 1  # lungs on slices 1-2, box 4 x 5 pixels
+    lungs[3, 2, 2] = 1  # a single lung pixel on slice 3: mean 0.9 / 20 = 0.045 < 0.08
+    volume[1:3, 2:6, 2:7] = 0.2
+    assert end_slice_range(volume) == (0, 4)  # unmasked, the body keeps every slice
+    assert end_slice_range(volume, lung_mask=lungs) == (1, 3)
+    assert drop_end_slices(volume, lung_mask=lungs).shape == (2, 10, 10)
+
+
 def test_end_slice_range_threshold_is_inclusive():
     volume = np.full((2, 2, 2), 0.08, dtype=np.float32)
     assert end_slice_range(volume) == (0, 2)
