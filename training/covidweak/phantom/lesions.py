@@ -24,9 +24,9 @@ from .tubes import draw_segments
 GGO, CRAZY_PAVING, CONSOLIDATION = 1, 2, 3
 TYPE_NAMES = {GGO: "ggo", CRAZY_PAVING: "crazy-paving", CONSOLIDATION: "consolidation"}
 TISSUE_OF_TYPE = {GGO: T.GGO, CRAZY_PAVING: T.CRAZY_PAVING, CONSOLIDATION: T.CONSOLIDATION}
-HU_RANGE = {GGO: (-640.0, -520.0), CRAZY_PAVING: (-640.0, -560.0), CONSOLIDATION: (-35.0, 25.0)}
+HU_RANGE = {GGO: (-640.0, -520.0), CRAZY_PAVING: (-600.0, -530.0), CONSOLIDATION: (-35.0, 25.0)}
 """Per-lesion mean HU drawn uniformly; crazy-paving's range is the GGO under its septa."""
-SEPTAL_HU = 330.0
+SEPTAL_HU = 380.0
 """HU added on thickened septa in crazy-paving (septa cover ~30 % of the lesion)."""
 EDGE_MM = {GGO: 4.0, CRAZY_PAVING: 3.0, CONSOLIDATION: 1.2}
 """Width of the soft border: GGO fades into lung, consolidation is sharp."""
@@ -99,7 +99,7 @@ def _pick(rng, cand: Candidates, weight: np.ndarray, lung: int | None) -> int:
 
 def plan_covid(rng: np.random.Generator, cand: Candidates, scale: float) -> list[Lesion]:
     """Multifocal, bilateral, subpleural, lower- and posterior-predominant lesions."""
-    zone_weight = 0.5 + 3.0 * cand.height**2
+    zone_weight = 0.2 + 4.0 * cand.height**2
     weight = np.exp(-cand.depth / (7.0 * scale)) * zone_weight * (0.6 + cand.posterior)
     count = int(rng.integers(3, 10))
     out = []
