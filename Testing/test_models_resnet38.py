@@ -1,0 +1,54 @@
+"""ResNet-38 backbone: shapes, output stride, both configurations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from covidweak.models import LIGHT, PAPER, ResNet38, config_by_name
+from covidweak.models.resnet38 import OUTPUT_STRIDE
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_light_feature_shapes_and_output_stride():
+    net = ResNet38(LIGHT).eval()
+    with torch.no_grad():
+        feats = net(torch.randn(2, 3, 64, 48))
+    c = net.feature_channels
+    assert feats.b3.shape == (2, c.b3, 16, 12)
+    assert feats.b4.shape == (2, c.b4, 64 // OUTPUT_STRIDE, 48 // OUTPUT_STRIDE)
+    assert feats.b5.shape == (2, c.b5, 8, 6)
+    assert feats.final.shape == (2, c.final, 8, 6)
+    assert (c.b3, c.b4, c.b5, c.final) == (64, 128, 256, 1024)
+    assert all((f >= 0).all() for f in feats)  # batch-normalised and ReLU-activated
+
+
+@pytest.fixture(scope="module")
+def paper_net():
+    return ResNet38(PAPER).eval()
+
+
+def test_paper_configuration_has_model_a_size_and_runs(paper_net):
+    net = paper_net
+    # Wu et al.'s model A has about 104 M parameters (here without the ImageNet classifier).
+    assert 95e6 < n_params(net) < 115e6
+    assert net.feature_channels == (256, 512, 1024, 4096)
+    # 38 weighted layers: stem + 15 wide blocks x 2 + 2 bottlenecks x 3 (+ the classifier head).
+    layers = [m for name, m in net.named_modules() if isinstance(m, torch.nn.Conv2d) and "shortcut" not in name]
+    assert len(layers) == 1 + 15 * 2 + 2 * 3
+    with torch.no_grad():
+        feats = net(torch.randn(1, 3, 32, 32))
+    assert feats.final.shape == (1, 4096, 4, 4)
+
+
+def test_light_is_small_enough_for_cpu(paper_net):
+    assert n_params(ResNet38(LIGHT)) < 0.06 * n_params(paper_net)
+
+
+def test_config_by_name():
+    assert config_by_name("paper") is PAPER and config_by_name("light") is LIGHT
+    with pytest.raises(ValueError, match="unknown backbone configuration 'huge'"):
+        config_by_name("huge")
