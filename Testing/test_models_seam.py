@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from covidweak.losses import cam_pretraining_loss, focal_loss, m_seam_nam_loss
-from covidweak.models import SEAM, CAMNet, MultiScaleCAM, cam_to_probability, transfer_cam_weights
+from covidweak.models import PAPER, SEAM, CAMNet, MultiScaleCAM, cam_to_probability, transfer_cam_weights
 from covidweak.models.seam import PixelCorrelationModule
 
 SIZE = 64
@@ -42,18 +42,32 @@ def test_affinity_columns_sum_to_one_and_keep_constant_cams():
     torch.testing.assert_close(pcm(constant, image, b4, b5), constant, rtol=1e-4, atol=1e-4)
 
 
-def test_m_seam_nam_backward_reaches_backbone_pcm_and_head(seam):
-    seam.train().zero_grad()
-    out = seam(torch.cat([slices(), slices()]))
+def train_step(model: SEAM, x: torch.Tensor, bag_size: int) -> None:
+    """One M-SEAM-NAM step on bags of ``bag_size`` slices, alternating positive/negative bags."""
+    model.train().zero_grad()
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.is_cuda):
+        out = model(x)
     # Push D_l apart so NAM has foreground and background pixels to compare.
     out.d_l = out.d_l * 50.0
-    losses = m_seam_nam_loss(out, torch.tensor([[1.0], [0.0]]), bag_size=2)
+    y = (torch.arange(x.shape[0] // bag_size, device=x.device) % 2 == 0).float()[:, None]
+    losses = m_seam_nam_loss(out, y, bag_size=bag_size)
     assert all(torch.isfinite(t) for t in losses)
     losses.total.backward()
-    for part in (seam.backbone.stem, seam.backbone.b3, seam.pcm.embed, seam.cam_head.classifier):
+    for part in (model.backbone.stem, model.backbone.b3, model.pcm.embed, model.cam_head.classifier):
         grads = [p.grad for p in part.parameters()]
         assert all(g is not None and torch.isfinite(g).all() for g in grads)
         assert sum(g.abs().sum() for g in grads) > 0
+
+
+def test_m_seam_nam_backward_reaches_backbone_pcm_and_head(seam):
+    train_step(seam, torch.cat([slices(), slices()]), bag_size=2)
+
+
+@pytest.mark.gpu
+def test_paper_configuration_trains_at_paper_size_on_gpu():
+    model = SEAM(PAPER).cuda()
+    x = torch.randn(8, 3, 448, 448, device="cuda")  # one bag, as in Sect. 2.3
+    train_step(model, x, bag_size=8)
 
 
 def test_seam_runs_under_bf16_autocast_on_cpu(seam):
