@@ -116,7 +116,9 @@ def nam_features(b3: torch.Tensor, b4: torch.Tensor, b5: torch.Tensor) -> torch.
     """F' = [B3, B4, B5] at the B4 resolution (N, C3 + C4 + C5, h, w).
 
     B3 has twice the resolution of B4/B5; area averaging brings it down without aliasing and
-    also handles odd sizes.
+    also handles odd sizes. The blocks are concatenated as the paper says, without per-block
+    normalisation, so in the cosine of Eq. 4-6 each block weighs by its activation energy.
+    All three are ReLU outputs, so cosines lie in [0, 1] and L_NFBD is bounded below by 0.
     """
     b3 = F.adaptive_avg_pool2d(b3, b4.shape[-2:])
     return torch.cat([b3, b4, b5], dim=1)
