@@ -48,35 +48,52 @@ def grow_tree(
     min_points: int = 2,
     min_radius: float = 0.4,
 ) -> Tree:
-    """Grow a tree from ``root`` (3,) mm into ``territory`` (k, 3) mm points of one lung."""
-    nodes = [np.asarray(root, dtype=np.float64)]
-    parent = [-1]
-    radius = [root_radius]
-    stack = [(0, np.arange(len(territory)), root_radius, 0)]
-    while stack:
-        node, idx, r, depth = stack.pop()
-        pts = territory[idx]
-        centre = pts.mean(axis=0)
-        start = nodes[node]
-        if len(idx) <= min_points or r < min_radius:
-            # Terminal branch: reach for the farthest point so the tree ends near the pleura.
-            far = pts[np.argmax(np.linalg.norm(pts - start, axis=1))]
-            nodes.append(0.5 * (centre + far))
-            parent.append(node)
-            radius.append(r)
-            continue
-        frac = rng.uniform(0.3, 0.5) if depth else rng.uniform(0.15, 0.25)
-        nodes.append(start + frac * (centre - start))
-        parent.append(node)
-        radius.append(r)
-        here = len(nodes) - 1
-        centred = pts - centre
-        axis = np.linalg.svd(centred, full_matrices=False)[2][0]
-        proj = centred @ axis
-        order = np.argsort(proj)
-        cut = len(idx) // 2 + int(rng.integers(-len(idx) // 8, len(idx) // 8 + 1))
-        cut = min(max(cut, 1), len(idx) - 1)
-        for part in (idx[order[:cut]], idx[order[cut:]]):
-            child_r = r * (len(part) / len(idx)) ** (1 / 3)
-            stack.append((here, part, child_r, depth + 1))
-    return Tree(np.array(nodes), np.array(parent), np.array(radius))
+    """Grow a tree from ``root`` (3,) mm into ``territory`` (k, 3) mm points of one lung.
+
+    Grown one generation at a time, all branches of a generation together: each
+    branch's territory is a contiguous run of ``order``, so per-branch centroids,
+    covariances and splits are segmented array operations instead of a Python loop
+    over hundreds of branches.
+    """
+    territory = np.asarray(territory, dtype=np.float64)
+    nodes = [np.asarray(root, dtype=np.float64)[None]]
+    parents = [np.array([-1])]
+    radii = [np.array([float(root_radius)])]
+    count = 1
+    order = np.arange(len(territory))
+    parent = np.array([0])  # per growing branch: node it starts from, territory size, radius
+    size = np.array([len(territory)])
+    radius = np.array([float(root_radius)])
+    depth = 0
+    while len(parent):
+        k = len(parent)
+        start = np.cumsum(size) - size
+        gid = np.repeat(np.arange(k), size)
+        pts = territory[order]
+        centre = np.add.reduceat(pts, start, axis=0) / size[:, None]
+        base = np.concatenate(nodes)[parent]
+        terminal = (size <= min_points) | (radius < min_radius)
+        # A terminal branch reaches for its farthest point so the tree ends near the pleura.
+        far = pts[np.lexsort((((pts - base[gid]) ** 2).sum(axis=1), gid))[start + size - 1]]
+        frac = rng.uniform(*((0.3, 0.5) if depth else (0.15, 0.25)), size=k)
+        tip = np.where(terminal[:, None], 0.5 * (centre + far), base + frac[:, None] * (centre - base))
+        nodes.append(tip)
+        parents.append(parent)
+        radii.append(radius)
+        here = count + np.arange(k)
+        count += k
+        # Split each territory in two along its longest axis.
+        centred = pts - centre[gid]
+        cov = np.add.reduceat(centred[:, :, None] * centred[:, None, :], start, axis=0)
+        axis = np.linalg.eigh(cov)[1][:, :, -1]
+        proj = (centred * axis[gid]).sum(axis=1)
+        order = order[np.lexsort((proj, gid))]
+        cut = np.clip(size // 2 + rng.integers((-size) // 8, size // 8 + 1), 1, np.maximum(size - 1, 1))
+        grow = ~terminal
+        order = order[grow[gid]]
+        halves = np.stack([cut[grow], size[grow] - cut[grow]], axis=1)
+        parent = np.repeat(here[grow], 2)
+        radius = (radius[grow][:, None] * (halves / size[grow][:, None]) ** (1 / 3)).ravel()
+        size = halves.ravel()
+        depth += 1
+    return Tree(np.concatenate(nodes), np.concatenate(parents), np.concatenate(radii))

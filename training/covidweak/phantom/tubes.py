@@ -15,6 +15,10 @@ from .grid import Grid
 
 THICK_RADIUS_VOXELS = 1.2
 """Tubes with a radius above this many in-plane voxels are drawn exactly."""
+PIECE_RADII = 3.0
+"""Longest piece of a segment drawn in one box, in tube radii (plus a voxel)."""
+CHUNK_VOXELS = 1 << 20
+"""Bounding-box voxels evaluated at once: bounds the temporaries (~60 MB) on large grids."""
 
 
 def draw_segments(grid: Grid, out: np.ndarray, p0: np.ndarray, p1: np.ndarray, radius: np.ndarray) -> None:
@@ -28,34 +32,82 @@ def draw_segments(grid: Grid, out: np.ndarray, p0: np.ndarray, p1: np.ndarray, r
     radius = np.broadcast_to(np.asarray(radius, dtype=np.float64), (len(p0),))
     h = min(grid.spacing[0], grid.spacing[1])
     thick = radius > THICK_RADIUS_VOXELS * h
-    for a, b, r in zip(p0[thick], p1[thick], radius[thick]):
-        _draw_thick(grid, out, a, b, r)
+    if thick.any():
+        _draw_thick(grid, out, p0[thick], p1[thick], radius[thick])
     if (~thick).any():
         _draw_thin(grid, out, p0[~thick], p1[~thick], radius[~thick])
 
 
-def _draw_thick(grid: Grid, out: np.ndarray, a: np.ndarray, b: np.ndarray, r: float) -> None:
+def _draw_thick(grid: Grid, out: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray) -> None:
+    """Exact distance to each segment over the voxels of its bounding box.
+
+    Hundreds of small boxes per tree: all boxes are flattened into one voxel list and
+    evaluated together, since a Python call per segment would cost more than its voxels.
+    """
     spacing = np.array(grid.spacing)
     h = min(spacing[0], spacing[1])
+    a, b, r = _split(a, b, r, PIECE_RADII * (r + h))
     ia, ib = grid.phys_to_index(a), grid.phys_to_index(b)
-    pad = (r + h) / spacing[::-1]
-    lo = np.maximum(np.floor(np.minimum(ia, ib) - pad).astype(int), 0)
-    hi = np.minimum(np.ceil(np.maximum(ia, ib) + pad).astype(int) + 1, grid.shape)
-    if np.any(hi <= lo):
+    pad = (r[:, None] + h) / spacing[::-1]
+    lo = np.maximum(np.floor(np.minimum(ia, ib) - pad).astype(np.int64), 0)
+    hi = np.minimum(np.ceil(np.maximum(ia, ib) + pad).astype(np.int64) + 1, grid.shape)
+    dims = np.maximum(hi - lo, 0)
+    count = dims.prod(axis=1)
+    ends = np.cumsum(count)
+    first = 0
+    while first < len(count):
+        # Segments whose boxes fit in one chunk (always at least one segment).
+        last = max(int(np.searchsorted(ends, ends[first] - count[first] + CHUNK_VOXELS, side="right")), first + 1)
+        chunk = slice(first, last)
+        _draw_boxes(grid, out, a[chunk], b[chunk], r[chunk], lo[chunk], dims[chunk], count[chunk], h)
+        first = last
+
+
+def _split(a: np.ndarray, b: np.ndarray, r: np.ndarray, piece: np.ndarray):
+    """Cut segments into pieces no longer than ``piece``: the union of the pieces' tubes is
+    the segment's tube, but their boxes hug an oblique segment far more tightly."""
+    n = np.maximum(np.ceil(np.linalg.norm(b - a, axis=1) / piece).astype(np.int64), 1)
+    seg = np.repeat(np.arange(len(a)), n)
+    k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    d = (b - a)[seg] / n[seg, None]
+    start = a[seg] + k[:, None] * d
+    return start, start + d, r[seg]
+
+
+def _draw_boxes(grid, out, a, b, r, lo, dims, count, h) -> None:
+    total = int(count.sum())
+    if total == 0:
         return
-    ox, oy, oz = grid.origin
-    sx, sy, sz = grid.spacing
-    x = (ox + sx * np.arange(lo[2], hi[2])).reshape(1, 1, -1) - a[0]
-    y = (oy + sy * np.arange(lo[1], hi[1])).reshape(1, -1, 1) - a[1]
-    z = (oz + sz * np.arange(lo[0], hi[0])).reshape(-1, 1, 1) - a[2]
-    d = b - a
-    length2 = float(d @ d)
-    t = (x * d[0] + y * d[1] + z * d[2]) / max(length2, 1e-9)
+    seg = np.repeat(np.arange(len(count), dtype=np.int32), count)
+    local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    plane = (dims[:, 1] * dims[:, 2])[seg]
+    iz = local // plane
+    local -= iz * plane
+    width = dims[seg, 2]
+    iy = local // width
+    ix = local - iy * width
+    iz += lo[seg, 0]
+    iy += lo[seg, 1]
+    ix += lo[seg, 2]
+    origin = np.array(grid.origin)
+    d = (b - a).astype(np.float32)
+    start = (a - origin).astype(np.float32)  # segment start relative to voxel (0, 0, 0)
+    sx, sy, sz = (np.float32(s) for s in grid.spacing)
+    x = ix.astype(np.float32) * sx - start[seg, 0]
+    y = iy.astype(np.float32) * sy - start[seg, 1]
+    z = iz.astype(np.float32) * sz - start[seg, 2]
+    ds = d[seg]
+    inv_length2 = (1.0 / np.maximum((d * d).sum(axis=1), 1e-9)).astype(np.float32)
+    t = (x * ds[:, 0] + y * ds[:, 1] + z * ds[:, 2]) * inv_length2[seg]
     np.clip(t, 0.0, 1.0, out=t)
-    dist = np.sqrt((x - t * d[0]) ** 2 + (y - t * d[1]) ** 2 + (z - t * d[2]) ** 2)
-    frac = np.clip(0.5 + (r - dist) / h, 0.0, 1.0).astype(np.float32)
-    view = out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    np.maximum(view, frac, out=view)
+    x -= t * ds[:, 0]
+    y -= t * ds[:, 1]
+    z -= t * ds[:, 2]
+    dist = np.sqrt(x * x + y * y + z * z)
+    frac = np.float32(0.5) + (r.astype(np.float32)[seg] - dist) * np.float32(1.0 / h)
+    hit = frac > 0
+    flat = (iz[hit] * grid.shape[1] + iy[hit]) * grid.shape[2] + ix[hit]
+    np.maximum.at(out.reshape(-1), flat, np.minimum(frac[hit], np.float32(1.0)))
 
 
 def _draw_thin(grid: Grid, out: np.ndarray, p0: np.ndarray, p1: np.ndarray, radius: np.ndarray) -> None:
