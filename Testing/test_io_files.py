@@ -126,3 +126,15 @@ def test_folder_without_dicom(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match="holds no DICOM series"):
         read_image(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".nrrd", ".mha"])
+def test_nan_voxels_in_a_file_are_reported_not_zeroed(tmp_path, suffix):
+    # ITK reads NaN in NIfTI as 0; the reader must catch it before that happens.
+    volume = np.full((20, 20, 20), -1000.0, np.float32)
+    volume[5:15, 5:15, 5:15] = 40.0
+    volume[10, 10, 10] = np.nan
+    path = tmp_path / f"nan{suffix}"
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(path))
+    with pytest.raises(InputError, match="NaN"):
+        read_ct(path)

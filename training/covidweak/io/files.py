@@ -11,7 +11,7 @@ from typing import Optional, Union
 import SimpleITK as sitk
 
 from ..errors import InputError
-from .integrity import check_nifti_complete
+from .integrity import check_nifti_complete, check_nifti_finite
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -70,8 +70,9 @@ def read_image(path: PathLike, pixel_type: Optional[int] = None) -> sitk.Image:
             f"{', '.join(READ_SUFFIXES)} or a DICOM series folder"
         )
     if suffix in (".nii", ".nii.gz"):
-        # ITK's NIfTI reader fills a truncated file with zeros instead of failing.
+        # ITK's NIfTI reader fills a truncated file with zeros and reads NaN as 0, silently.
         check_nifti_complete(path)
+        check_nifti_finite(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     if pixel_type is not None:

@@ -67,3 +67,22 @@ def check_nifti_complete(path: Path) -> None:
         raise InputError(
             f"cannot read {path.name}: the file is truncated ({actual} of {expected} bytes); re-export the file"
         )
+
+
+def check_nifti_finite(path: Path) -> None:
+    """Raise :class:`InputError` if a floating-point NIfTI file stores NaN or Inf voxels.
+
+    ITK's NIfTI reader turns NaN into 0 without a warning, so a later check on
+    the image in memory cannot see them and the zeros would pass as water. Only
+    float files can hold NaN, and CTs are usually stored as integers, so the
+    extra pass over the raw (unscaled) voxels is rarely paid.
+    """
+    import nibabel
+
+    image = nibabel.load(str(path))
+    if image.get_data_dtype().kind != "f":
+        return
+    raw = np.asarray(image.dataobj.get_unscaled())
+    bad = int(raw.size - np.count_nonzero(np.isfinite(raw)))
+    if bad:
+        raise InputError(f"{path.name} holds {bad} NaN/Inf voxel(s); fill or mask them before use (e.g. set them to -1024 HU)")
