@@ -11,3 +11,8 @@ __all__ = [
     "ResNet38Config", "ResNet38Features", "SEAM", "SEAMBranch", "SEAMOutput", "cam_to_probability",
     "config_by_name", "transfer_cam_weights",
 ]
+
+from .factory import METHODS, build_model, lesion_logits  # noqa: E402  (after the classes it builds)
+from .weights import LoadedModel, load_weights, save_weights  # noqa: E402
+
+__all__ += ["METHODS", "LoadedModel", "build_model", "lesion_logits", "load_weights", "save_weights"]

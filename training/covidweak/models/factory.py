@@ -1,0 +1,87 @@
+"""One name per weakly supervised segmentation method, and the network each name builds.
+
+Training and inference both go through :func:`build_model`, so a weight file always
+loads into exactly the class that produced it. ``arch`` is a small JSON-able dict
+stored with the weights (see :mod:`covidweak.models.weights`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .cam import CAMNet
+from .mscam import MultiScaleCAM
+from .resnet38 import config_by_name
+from .seam import SEAM
+
+METHODS = ("mseamnam", "seamnam", "seam", "cam", "mscam", "unet")
+"""Table 1 of Tang et al. (MICCAI 2021): M-SEAM-NAM, SEAM+NAM, SEAM, CAM, multi-scale CAM
+(Hu et al.) and a fully supervised U-Net trained on the sparse masks."""
+
+SEAM_METHODS = ("mseamnam", "seamnam", "seam")
+UNET_CHANNELS = {"light": (16, 32, 64, 128, 256), "paper": (32, 64, 128, 256, 512)}
+"""MONAI U-Net widths; Tang et al. do not give theirs, "paper" is the common 32-base U-Net."""
+
+DEFAULT_ARCH = {"backbone": "light", "input_size": 448}
+
+
+@dataclass
+class UNetOutput:
+    """Per-pixel lesion logits (N, 1, H, W), under the name the CAM-type outputs use."""
+
+    lesion_logits: torch.Tensor
+
+
+class LesionUNet(nn.Module):
+    """MONAI's 2-D U-Net on 3-slice stacks -> :class:`UNetOutput` (fully supervised baseline)."""
+
+    def __init__(self, size: str = "light", in_channels: int = 3):
+        super().__init__()
+        from monai.networks.nets import UNet
+
+        self.net = UNet(spatial_dims=2, in_channels=in_channels, out_channels=1,
+                        channels=UNET_CHANNELS[size], strides=(2, 2, 2, 2), num_res_units=2)
+
+    def forward(self, x: torch.Tensor) -> UNetOutput:
+        return UNetOutput(self.net(x))
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
+    return method
+
+
+def build_model(method: str, arch: dict[str, Any] | None = None) -> nn.Module:
+    """A freshly initialised network for ``method``.
+
+    ``arch["backbone"]``: "light" (shipped weights, CPU) or "paper" (ResNet-38 model A,
+    VGG-width multi-scale CAM, 32-base U-Net).
+    """
+    arch = {**DEFAULT_ARCH, **(arch or {})}
+    size = arch["backbone"]
+    if size not in ("light", "paper"):
+        raise ValueError(f"unknown backbone '{size}': use 'light' or 'paper'")
+    method = check_method(method)
+    if method in SEAM_METHODS:
+        return SEAM(config_by_name(size))
+    if method == "cam":
+        return CAMNet(config_by_name(size))
+    if method == "mscam":
+        # Two image classes (no lesion / lesion): the slice-level task the weak labels give.
+        return MultiScaleCAM(num_classes=2, width=1.0 if size == "paper" else 0.25)
+    return LesionUNet(size)
+
+
+def lesion_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) stacks -> lesion logit maps (N, 1, h, w) for inference.
+
+    SEAM-type models run one scale only: the large-scale refined map D_l is what
+    M-SEAM-NAM thresholds (Sect. 2.2), and the small scale only serves the training losses.
+    """
+    output = model.branch(x) if isinstance(model, SEAM) else model(x)
+    return output.lesion_logits
