@@ -35,61 +35,76 @@ class Anatomy:
     overlays: list[Overlay] = field(default_factory=list)
 
 
+# Painting classes: (tissue code, HU, texture gain). Several share a tissue code but not
+# its HU; painting one uint8 class map and looking HU up once at the end replaces a
+# full-volume float expression per structure.
+_CLASSES = (
+    (T.AIR, T.HU_AIR, 0.0), (T.SKIN, T.HU_SKIN, 0.0), (T.FAT, T.HU_FAT, 8.0), (T.MUSCLE, T.HU_MUSCLE, 6.0),
+    (T.BONE, T.HU_RIB, 0.0), (T.CARTILAGE, T.HU_CARTILAGE, 0.0), (T.BONE, T.HU_STERNUM, 0.0),
+    (T.MEDIASTINUM, T.HU_FAT, 10.0), (T.MEDIASTINUM, T.HU_BLOOD, 6.0), (T.LIVER, T.HU_LIVER, 5.0),
+    (T.ABDOMEN, T.HU_ABDOMEN, 6.0), (T.BLOOD, T.HU_BLOOD, 4.0), (T.BONE, T.HU_VERTEBRA, 10.0),
+    (T.CARTILAGE, 85.0, 0.0), (T.CANAL, T.HU_CSF, 0.0), (T.AIRWAY_LUMEN, T.HU_AIRWAY_LUMEN, 0.0),
+    (T.LUNG, T.HU_LUNG, 0.0),
+)
+(_AIR, _SKIN, _FAT, _MUSCLE, _RIB, _CARTILAGE, _STERNUM, _MED_FAT, _MED_SOFT, _LIVER, _ABDOMEN, _BLOOD,
+ _VERTEBRA, _DISC, _CANAL, _LUMEN, _LUNG) = range(len(_CLASSES))
+_TISSUE_OF, _HU_OF, _GAIN_OF = (np.array(column, dtype) for column, dtype in
+                                zip(zip(*_CLASSES), (np.uint8, np.float32, np.float32)))
+
+
 def build_anatomy(patient_seed: int, grid: Grid) -> Anatomy:
     """Draw the thorax of patient ``patient_seed`` on ``grid``."""
     rng = np.random.default_rng([patient_seed, 0])
     p = draw_patient_shape(rng)
     X, Y, Z = grid.axes_ref()
-    hu = np.full(grid.shape, T.HU_AIR, dtype=np.float32)
-    tissue = np.zeros(grid.shape, dtype=np.uint8)
+    X2, Y2 = X[0], Y[0]
+    cls = np.zeros(grid.shape, dtype=np.uint8)
 
-    def paint(mask, code, value):
-        np.copyto(tissue, np.uint8(code), where=mask)
-        np.copyto(hu, np.float32(value), where=mask) if np.isscalar(value) else np.copyto(hu, value, where=mask)
+    def paint(mask, code, box=(slice(None),) * 3):
+        np.copyto(cls[box], np.uint8(code), where=mask)
 
     # Body wall: nested superellipses; the cavity sits anteriorly so the back is thicker.
-    X2, Y2 = X[0], Y[0]
+    # Each is an in-plane outline scaled per slice, so "inside" is outline < scale.
     def shell(a, b, yc):
         return ((np.abs(X2) / a) ** p.exponent + (np.abs(Y2 - yc) / b) ** p.exponent) ** (1 / p.exponent)
     profile = (1.0 + 0.04 * np.clip(-Z / 160.0, 0, 1)).astype(np.float32)  # slightly wider abdomen
-    body_r = shell(p.body_a, p.body_b, p.body_yc)[None] / profile
-    fat_r = shell(p.body_a - 2, p.body_b - 2, p.body_yc)[None] / profile
-    muscle_r = shell(p.body_a - 2 - p.fat, p.body_b - 2 - p.fat, p.body_yc)[None] / profile
     # The bony thorax is a truncated cone: narrow at the thoracic inlet, widest at the domes.
     cone = profile * (0.62 + 0.38 * np.sqrt(np.clip((p.lung_top + 25 - Z) / 170.0, 0, 1)))
-    cage_r = shell(p.cav_a + 11, p.cav_b + 11, p.cav_yc)[None] / cone
-    cav_r = shell(p.cav_a, p.cav_b, p.cav_yc)[None] / cone
+    cav = shell(p.cav_a, p.cav_b, p.cav_yc)[None]
     texture = smooth_field(rng, grid.shape, (grid.slices // 4, grid.size // 10, grid.size // 10))
-    paint(body_r < 1, T.SKIN, T.HU_SKIN)
-    paint(fat_r < 1, T.FAT, T.HU_FAT + 8 * texture)
-    paint(muscle_r < 1, T.MUSCLE, T.HU_MUSCLE + 6 * texture)
+    paint(shell(p.body_a, p.body_b, p.body_yc)[None] < profile, _SKIN)
+    paint(shell(p.body_a - 2, p.body_b - 2, p.body_yc)[None] < profile, _FAT)
+    paint(shell(p.body_a - 2 - p.fat, p.body_b - 2 - p.fat, p.body_yc)[None] < profile, _MUSCLE)
 
     # Ribs slope down anteriorly; each is a band in the cage shell, interrupted at the
     # spine and replaced by costal cartilage next to the sternum.
-    phase = np.mod((Z - 0.35 * (Y - p.cav_yc)) / p.rib_period + p.rib_phase, 1.0)
-    in_shell = (cage_r < 1) & (cav_r >= 1)
-    rib = in_shell & (phase < p.rib_width / p.rib_period) & (cav_r < 1 + 8.0 / p.cav_b)
-    rib &= Z < p.lung_top + 15
+    ribs = _below(Z, p.lung_top + 15)
+    zr = Z[ribs]
+    phase = np.mod((zr - 0.35 * (Y - p.cav_yc)) / p.rib_period + p.rib_phase, 1.0)
+    rib = (shell(p.cav_a + 11, p.cav_b + 11, p.cav_yc)[None] < cone[ribs]) & (cav >= cone[ribs])
+    rib &= (phase < p.rib_width / p.rib_period) & (cav < cone[ribs] * (1 + 8.0 / p.cav_b))
     anterior = (Y < p.cav_yc) & (np.abs(X) < 0.45 * p.cav_a)
-    paint(rib & ~anterior, T.BONE, T.HU_RIB)
-    paint(rib & anterior, T.CARTILAGE, T.HU_CARTILAGE)
+    paint(rib & ~anterior, _RIB, ribs)
+    paint(rib & anterior, _CARTILAGE, ribs)
     sternum = (np.abs(X) < 14) & (Y < p.cav_yc - p.cav_b + 2) & (Y > p.cav_yc - p.cav_b - 13) & (Z < p.carina + 60) & (Z > p.dome_left - 10)
-    paint(sternum, T.BONE, T.HU_STERNUM)
+    paint(sternum, _STERNUM)
 
     # Thoracic cavity: mediastinum (mixed fat and soft tissue), then the abdomen below the domes.
-    cavity = cav_r < 1
+    cavity = cav < cone
     fatty = smooth_field(rng, grid.shape, (grid.slices // 6, grid.size // 16, grid.size // 16))
-    paint(cavity, T.MEDIASTINUM, np.where(fatty > 0.1, T.HU_FAT + 10 * texture, T.HU_BLOOD + 6 * texture))
+    paint(cavity, _MED_SOFT)
+    paint(cavity & (fatty > 0.1), _MED_FAT)
     dome = _diaphragm(p, X2, Y2)
-    below = cavity & (Z < dome[None])
-    paint(below & (X < 25), T.LIVER, T.HU_LIVER + 5 * texture)
-    paint(below & (X >= 25), T.ABDOMEN, T.HU_ABDOMEN + 6 * texture)
+    abdomen = _below(Z, float(dome.max()))
+    below = cavity[abdomen] & (Z[abdomen] < dome[None])
+    paint(below & (X < 25), _LIVER, abdomen)
+    paint(below & (X >= 25), _ABDOMEN, abdomen)
 
     # Heart with its pericardial fat, on the diaphragm, left and anterior.
-    heart_r = _ellipsoid(X, Y, Z, p.heart_centre, p.heart_radii, p.heart_angle)
-    above = Z > dome[None] - 4
-    paint((heart_r < 1.08) & above, T.FAT, T.HU_FAT + 8 * texture)
-    paint((heart_r < 1.0) & above, T.BLOOD, T.HU_BLOOD + 4 * texture)
+    heart_box, heart_r = _ellipsoid(grid, X, Y, Z, p.heart_centre, p.heart_radii, p.heart_angle, reach=1.12)
+    above = Z[heart_box[0]] > dome[heart_box[1:]][None] - 4
+    paint((heart_r < 1.08) & above, _FAT, heart_box)
+    paint((heart_r < 1.0) & above, _BLOOD, heart_box)
 
     # Spine: vertebral bodies with discs, the canal and the posterior arch.
     vx, vy = 0.0, p.spine_y
@@ -98,25 +113,40 @@ def build_anatomy(patient_seed: int, grid: Grid) -> Anatomy:
     arch = ((rc < 14) & (rc >= 8)) | ((np.abs(X2) < 4) & (Y2 > vy + 30) & (Y2 < vy + 58)) | (
         (np.abs(X2) < 30) & (Y2 > vy + 18) & (Y2 < vy + 28))
     disc = (np.mod(Z - p.rib_phase * p.rib_period, 27.0) < 5.0)
-    paint((rb < 17)[None] & ~disc, T.BONE, T.HU_VERTEBRA + 10 * texture)
-    paint((rb < 17)[None] & disc, T.CARTILAGE, 85.0)
-    paint(arch[None] & ~disc, T.BONE, T.HU_RIB)
-    paint((rc < 8)[None] & np.ones_like(disc), T.CANAL, T.HU_CSF)
+    paint((rb < 17)[None] & ~disc, _VERTEBRA)
+    paint((rb < 17)[None] & disc, _DISC)
+    paint(arch[None] & ~disc, _RIB)
+    paint((rc < 8)[None], _CANAL)
 
     # Great vessels and central airways; their dilated footprint is carved out of the lungs.
     tubes = draw_mediastinal_tubes(grid, p)
-    paint(tubes.blood > 0.5, T.BLOOD, T.HU_BLOOD + 4 * texture)
-    paint(tubes.wall > 0.5, T.CARTILAGE, T.HU_CARTILAGE)
-    np.copyto(hu, hu + tubes.lumen * (T.HU_AIRWAY_LUMEN - hu), where=tubes.lumen > 0)
-    paint(tubes.lumen > 0.5, T.AIRWAY_LUMEN, T.HU_AIRWAY_LUMEN)
+    paint(tubes.blood > 0.5, _BLOOD)
+    paint(tubes.wall > 0.5, _CARTILAGE)
+    paint(tubes.lumen > 0.5, _LUMEN)
 
-    lungs = _lung_labels(p, X, Y, Z, cav_r, dome, heart_r, tubes.keep_out, rb)
+    lungs = _lung_labels(p, X, Y, Z, cav < cone * (1 - 1.5 / p.cav_b), dome, heart_box, heart_r,
+                         tubes.keep_out, rb)
+    in_lung = lungs > 0
+    paint(in_lung, _LUNG)
+    tissue = _TISSUE_OF[cls]
+    hu = _HU_OF[cls]
+    hu += _GAIN_OF[cls] * texture
+    lumen = np.flatnonzero(tubes.lumen > 0)
+    flat_hu = hu.reshape(-1)
+    flat_hu[lumen] += tubes.lumen.reshape(-1)[lumen] * (T.HU_AIRWAY_LUMEN - flat_hu[lumen])
     gravity = T.HU_LUNG_GRAVITY * (Y - p.lung_y) / p.lung_ry
     lung_texture = smooth_field(rng, grid.shape, (grid.slices // 3, grid.size // 7, grid.size // 7))
-    paint(lungs > 0, T.LUNG, T.HU_LUNG + gravity + T.HU_LUNG_TEXTURE * lung_texture)
+    lung_texture *= np.float32(T.HU_LUNG_TEXTURE)
+    lung_texture += gravity
+    np.add(hu, lung_texture, out=hu, where=in_lung)
 
-    overlays = draw_pulmonary_trees(rng, grid, p, lungs, (lungs > 0) | tubes.keep_out)
+    overlays = draw_pulmonary_trees(rng, grid, p, lungs, in_lung | tubes.keep_out)
     return Anatomy(grid=grid, shape=p, hu=hu, tissue=tissue, lungs=lungs, overlays=overlays)
+
+
+def _below(Z: np.ndarray, height: float) -> tuple[slice]:
+    """The z slab (leading index) of slices below ``height``; Z ascends with the index."""
+    return (slice(0, int(np.searchsorted(Z.ravel(), height))),)
 
 
 def _diaphragm(p: PatientShape, X2: np.ndarray, Y2: np.ndarray) -> np.ndarray:
@@ -129,26 +159,32 @@ def _diaphragm(p: PatientShape, X2: np.ndarray, Y2: np.ndarray) -> np.ndarray:
     return np.where(X2 < 0, out[0], out[1]).astype(np.float32)
 
 
-def _ellipsoid(X, Y, Z, centre, radii, angle) -> np.ndarray:
-    """Normalised radius of a z-rotated ellipsoid (<1 inside), (z, y, x) float32."""
+def _ellipsoid(grid: Grid, X, Y, Z, centre, radii, angle, reach: float):
+    """(box, r): normalised radius (<1 inside) of a z-rotated ellipsoid, (z, y, x) float32,
+    evaluated only in the box of the voxels where it is below ``reach``."""
+    half = reach * np.array([max(radii[0], radii[1]), max(radii[0], radii[1]), radii[2]])
+    box = tuple(slice(int(np.searchsorted(a.ravel(), c - r)), int(np.searchsorted(a.ravel(), c + r)))
+                for a, c, r in ((Z, centre[2], half[2]), (Y, centre[1], half[1]), (X, centre[0], half[0])))
     c, s = np.cos(angle), np.sin(angle)
-    dx, dy, dz = X - centre[0], Y - centre[1], Z - centre[2]
+    dx, dy, dz = X[..., box[2]] - centre[0], Y[:, box[1]] - centre[1], Z[box[0]] - centre[2]
     u = (c * dx + s * dy) / radii[0]
     v = (-s * dx + c * dy) / radii[1]
-    return np.sqrt(u * u + v * v + (dz / radii[2]) ** 2).astype(np.float32)
+    return box, np.sqrt(u * u + v * v + (dz / radii[2]) ** 2).astype(np.float32)
 
 
-def _lung_labels(p, X, Y, Z, cav_r, dome, heart_r, keep_out, rb) -> np.ndarray:
+def _lung_labels(p, X, Y, Z, cavity, dome, heart_box, heart_r, keep_out, rb) -> np.ndarray:
     """Lung label map: each lung fills its half of the cavity above its dome, below a
     rounded apex, lateral to the mediastinum, away from heart, great vessels and spine."""
-    medial = 7.0 + 20.0 * np.exp(-(((Y - p.mediastinum_y) / 32.0) ** 2))
-    free = (cav_r < 1 - 1.5 / p.cav_b) & (Z > dome[None]) & ((heart_r >= 1.12) | (Z < dome[None] - 4)) & ~keep_out
+    medial = 7.0 + 20.0 * np.exp(-(((Y[0] - p.mediastinum_y) / 32.0) ** 2))
+    free = cavity & (Z > dome[None]) & ~keep_out
     free &= (rb >= 22)[None]
-    labels = np.zeros(free.shape, dtype=np.uint8)
-    for label, side in ((1, -1), (2, 1)):
-        taper = np.clip(1 - (Z - p.apex_base) / (p.lung_top - p.apex_base), 0, 1) ** 0.55
-        taper = np.where(Z > p.apex_base, taper, 1.0)
-        q = ((X - side * p.lung_x) / p.lung_rx) ** 2 + ((Y - p.lung_y) / p.lung_ry) ** 2
-        inside = free & (q < taper**2) & (side * X > medial)
-        labels[inside] = label
-    return labels
+    heart = (heart_r < 1.12) & (Z[heart_box[0]] >= dome[heart_box[1:]][None] - 4)
+    free[heart_box] &= ~heart
+    taper = np.clip(1 - (Z - p.apex_base) / (p.lung_top - p.apex_base), 0, 1) ** 0.55
+    taper = np.where(Z > p.apex_base, taper, 1.0)
+    # The lungs lie on either side of the midline: pick each column's lung first, then
+    # test all slices against that lung's outline at once.
+    side = np.where(X[0] < 0, -1.0, 1.0)
+    q = ((X[0] - side * p.lung_x) / p.lung_rx) ** 2 + ((Y[0] - p.lung_y) / p.lung_ry) ** 2
+    label = np.where(side * X[0] > medial, np.where(side < 0, 1, 2), 0).astype(np.uint8)
+    return np.where(free & (q[None] < taper**2), label[None], np.uint8(0))

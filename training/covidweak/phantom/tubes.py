@@ -17,6 +17,8 @@ THICK_RADIUS_VOXELS = 1.2
 """Tubes with a radius above this many in-plane voxels are drawn exactly."""
 PIECE_RADII = 3.0
 """Longest piece of a segment drawn in one box, in tube radii (plus a voxel)."""
+BIG_BOX_VOXELS = 1 << 12
+"""Boxes above this many voxels are drawn on their own."""
 CHUNK_VOXELS = 1 << 20
 """Bounding-box voxels evaluated at once: bounds the temporaries (~60 MB) on large grids."""
 
@@ -41,8 +43,10 @@ def draw_segments(grid: Grid, out: np.ndarray, p0: np.ndarray, p1: np.ndarray, r
 def _draw_thick(grid: Grid, out: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray) -> None:
     """Exact distance to each segment over the voxels of its bounding box.
 
-    Hundreds of small boxes per tree: all boxes are flattened into one voxel list and
-    evaluated together, since a Python call per segment would cost more than its voxels.
+    A tree has hundreds of small boxes: they are flattened into one voxel list and
+    evaluated together, since a Python call per segment costs more than its voxels.
+    Large boxes (aorta, trachea) are evaluated one by one on broadcast axes, which
+    saves computing every voxel's index.
     """
     spacing = np.array(grid.spacing)
     h = min(spacing[0], spacing[1])
@@ -53,14 +57,55 @@ def _draw_thick(grid: Grid, out: np.ndarray, a: np.ndarray, b: np.ndarray, r: np
     hi = np.minimum(np.ceil(np.maximum(ia, ib) + pad).astype(np.int64) + 1, grid.shape)
     dims = np.maximum(hi - lo, 0)
     count = dims.prod(axis=1)
-    ends = np.cumsum(count)
+    start = (a - np.array(grid.origin)).astype(np.float32)  # segment start relative to voxel (0, 0, 0)
+    d = (b - a).astype(np.float32)
+    inv_length2 = (1.0 / np.maximum((d.astype(np.float64) ** 2).sum(axis=1), 1e-9)).astype(np.float32)
+    r = r.astype(np.float32)
+    steps = np.array(grid.spacing, np.float32)
+    for i in np.flatnonzero(count > BIG_BOX_VOXELS):
+        axes = [np.arange(lo[i, k], hi[i, k], dtype=np.float32).reshape([-1 if j == k else 1 for j in range(3)])
+                * steps[2 - k] - start[i, 2 - k] for k in range(3)]
+        frac = _fraction(axes[2], axes[1], axes[0], d[i], inv_length2[i], r[i], h)
+        view = out[lo[i, 0]:hi[i, 0], lo[i, 1]:hi[i, 1], lo[i, 2]:hi[i, 2]]
+        np.maximum(view, np.clip(frac, 0.0, 1.0, out=frac), out=view)
+    small = np.flatnonzero((count <= BIG_BOX_VOXELS) & (count > 0))
+    ends = np.cumsum(count[small])
     first = 0
-    while first < len(count):
+    while first < len(small):
         # Segments whose boxes fit in one chunk (always at least one segment).
-        last = max(int(np.searchsorted(ends, ends[first] - count[first] + CHUNK_VOXELS, side="right")), first + 1)
-        chunk = slice(first, last)
-        _draw_boxes(grid, out, a[chunk], b[chunk], r[chunk], lo[chunk], dims[chunk], count[chunk], h)
+        last = max(int(np.searchsorted(ends, ends[first] - count[small[first]] + CHUNK_VOXELS, side="right")), first + 1)
+        pick = small[first:last]
+        seg = np.repeat(np.arange(len(pick), dtype=np.int32), count[pick])
+        index = _box_voxels(lo[pick], dims[pick], count[pick], seg)
+        x, y, z = (index[2 - k] * steps[k] - start[pick, k][seg] for k in range(3))
+        frac = _fraction(x, y, z, d[pick][seg].T, inv_length2[pick][seg], r[pick][seg], h)
+        hit = frac > 0
+        flat = (index[0][hit] * grid.shape[1] + index[1][hit]) * grid.shape[2] + index[2][hit]
+        np.maximum.at(out.reshape(-1), flat, np.minimum(frac[hit], np.float32(1.0)))
         first = last
+
+
+def _fraction(x, y, z, d, inv_length2, r, h: float) -> np.ndarray:
+    """Anti-aliased tube fraction (unclipped) at offsets x, y, z (float32 mm from the segment
+    start) of a segment with direction d (3, ...) and radius r; all broadcastable."""
+    t = (x * d[0] + y * d[1] + z * d[2]) * inv_length2
+    np.clip(t, 0.0, 1.0, out=t)
+    x = x - t * d[0]
+    y = y - t * d[1]
+    z = z - t * d[2]
+    return np.float32(0.5) + (r - np.sqrt(x * x + y * y + z * z)) * np.float32(1.0 / h)
+
+
+def _box_voxels(lo: np.ndarray, dims: np.ndarray, count: np.ndarray, seg: np.ndarray) -> list[np.ndarray]:
+    """(z, y, x) int32 grid indices of every voxel of the boxes ``lo + [0, dims)``, box by box."""
+    local = np.arange(len(seg), dtype=np.int32) - np.repeat((np.cumsum(count) - count).astype(np.int32), count)
+    plane = (dims[:, 1] * dims[:, 2]).astype(np.int32)[seg]
+    iz = local // plane
+    local -= iz * plane
+    width = dims[:, 2].astype(np.int32)[seg]
+    iy = local // width
+    ix = local - iy * width
+    return [i + lo[:, k].astype(np.int32)[seg] for k, i in enumerate((iz, iy, ix))]
 
 
 def _split(a: np.ndarray, b: np.ndarray, r: np.ndarray, piece: np.ndarray):
@@ -72,42 +117,6 @@ def _split(a: np.ndarray, b: np.ndarray, r: np.ndarray, piece: np.ndarray):
     d = (b - a)[seg] / n[seg, None]
     start = a[seg] + k[:, None] * d
     return start, start + d, r[seg]
-
-
-def _draw_boxes(grid, out, a, b, r, lo, dims, count, h) -> None:
-    total = int(count.sum())
-    if total == 0:
-        return
-    seg = np.repeat(np.arange(len(count), dtype=np.int32), count)
-    local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-    plane = (dims[:, 1] * dims[:, 2])[seg]
-    iz = local // plane
-    local -= iz * plane
-    width = dims[seg, 2]
-    iy = local // width
-    ix = local - iy * width
-    iz += lo[seg, 0]
-    iy += lo[seg, 1]
-    ix += lo[seg, 2]
-    origin = np.array(grid.origin)
-    d = (b - a).astype(np.float32)
-    start = (a - origin).astype(np.float32)  # segment start relative to voxel (0, 0, 0)
-    sx, sy, sz = (np.float32(s) for s in grid.spacing)
-    x = ix.astype(np.float32) * sx - start[seg, 0]
-    y = iy.astype(np.float32) * sy - start[seg, 1]
-    z = iz.astype(np.float32) * sz - start[seg, 2]
-    ds = d[seg]
-    inv_length2 = (1.0 / np.maximum((d * d).sum(axis=1), 1e-9)).astype(np.float32)
-    t = (x * ds[:, 0] + y * ds[:, 1] + z * ds[:, 2]) * inv_length2[seg]
-    np.clip(t, 0.0, 1.0, out=t)
-    x -= t * ds[:, 0]
-    y -= t * ds[:, 1]
-    z -= t * ds[:, 2]
-    dist = np.sqrt(x * x + y * y + z * z)
-    frac = np.float32(0.5) + (r.astype(np.float32)[seg] - dist) * np.float32(1.0 / h)
-    hit = frac > 0
-    flat = (iz[hit] * grid.shape[1] + iy[hit]) * grid.shape[2] + ix[hit]
-    np.maximum.at(out.reshape(-1), flat, np.minimum(frac[hit], np.float32(1.0)))
 
 
 def _draw_thin(grid: Grid, out: np.ndarray, p0: np.ndarray, p1: np.ndarray, radius: np.ndarray) -> None:
