@@ -42,6 +42,7 @@ PIP_REQUIREMENTS = (
     "tqdm==4.70.1",
     "PyYAML==6.0.3",
     "pillow==13.0.0",
+    "tensorboard==2.21.0",
 )
 """What pip installs into Slicer. Kept equal to pyproject's dependencies minus
 torch and the Slicer-provided packages by a test, so the two never drift."""
