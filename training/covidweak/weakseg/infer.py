@@ -1,0 +1,200 @@
+"""Slice-by-slice lesion probability for a whole CT, in bounded memory.
+
+:func:`segment_ct` is the one inference entry point of the CLI, the evaluation and Slicer.
+The CT is put in canonical (LPS) axes, the axial slices that contain lung are cut into
+batches, and each batch is prepared (:func:`covidweak.weakseg.prepare.prepare_stacks`), run,
+upsampled back to the slice grid and written into one float32 volume. Only one batch of
+network input exists at a time, so a 512x512x600 CT needs the CT, the output volume and the
+lung labels, not the ~1.4 GB x depth of all its stacks at 448 x 448.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+from ..progress import Progress
+from .prepare import from_canonical, to_canonical
+
+T_FG = 0.1
+"""M-SEAM-NAM Table 1 / Fig. 3: the foreground threshold chosen by the ablation."""
+T_BG = 0.01
+"""M-SEAM-NAM Sect. 3.4: pixels below 0.01 are confidently background."""
+DEFAULT_BATCH_SIZE = 8
+"""M-SEAM-NAM feeds 8 consecutive slices per batch (Sect. 2.4); also fits 8 GB at 448 x 448."""
+
+
+@dataclass
+class SegmentResult:
+    """Everything ``covidweak segment`` writes, all images on the CT's exact grid.
+
+    probability: float32 0-1, 0 outside the lungs; lungs: uint8 0 / 1 right / 2 left;
+    mask: uint8, probability > t_fg; lesions: rows of lesions.csv; summary: summary.json.
+    """
+
+    probability: sitk.Image
+    lungs: sitk.Image
+    mask: sitk.Image
+    lesions: list = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    t_fg: float = T_FG
+    t_bg: float = T_BG
+
+
+def check_thresholds(t_fg: float, t_bg: float) -> None:
+    if not (0.0 <= t_bg <= t_fg < 1.0):
+        raise InputError(f"thresholds need 0 <= t_bg <= t_fg < 1, got t_bg={t_bg}, t_fg={t_fg}: "
+                         f"use e.g. --t-fg {T_FG} --t-bg {T_BG}")
+
+
+def lung_labels_for(ct: sitk.Image, lungs: Optional[sitk.Image], progress: Optional[Progress] = None) -> sitk.Image:
+    """uint8 lung labels on ``ct``'s grid: ``lungs`` checked, or :func:`covidweak.lungs.segment_lungs`."""
+    if lungs is None:
+        from ..lungs import segment_lungs
+
+        lungs = segment_lungs(ct, progress=progress)
+    if lungs.GetDimension() != 3 or lungs.GetSize() != ct.GetSize():
+        raise InputError(f"lung mask size {lungs.GetSize()} differs from the CT's {ct.GetSize()}: "
+                         f"give the lung mask computed on this CT")
+    same = (np.allclose(lungs.GetSpacing(), ct.GetSpacing(), atol=1e-4)
+            and np.allclose(lungs.GetOrigin(), ct.GetOrigin(), atol=1e-3)
+            and np.allclose(lungs.GetDirection(), ct.GetDirection(), atol=1e-4))
+    if not same:
+        raise InputError("lung mask geometry (origin/spacing/direction) differs from the CT's: "
+                         "give the lung mask computed on this CT")
+    lungs = sitk.Cast(lungs, sitk.sitkUInt8)
+    lungs.CopyInformation(ct)
+    if not sitk.GetArrayViewFromImage(lungs).any():
+        raise InputError("the lung mask is empty: no lung to analyse; check the CT is a chest CT in HU")
+    return lungs
+
+
+def lung_slices(lungs_zyx: np.ndarray) -> np.ndarray:
+    """Indices of the axial slices (axis 0) that contain any lung voxel."""
+    return np.flatnonzero(lungs_zyx.reshape(lungs_zyx.shape[0], -1).any(axis=1))
+
+
+def batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(indices), batch_size):
+        yield indices[start:start + batch_size]
+
+
+def autocast_for(device):
+    """bf16 autocast on a GPU that supports it; plain float32 elsewhere.
+
+    CPU autocast is left off: bf16 convolutions on CPU are slower than float32 on most
+    machines and would make CPU results depend on the CPU's ISA.
+    """
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], device) -> np.ndarray:
+    """Lesion probability of prepared stacks at the slice grid.
+
+    stacks: (B, depth, S, S) float32 network input. Returns (B, Y, X) float32 in [0, 1].
+    Logits are upsampled before the sigmoid, as :func:`covidweak.models.probability.cam_to_probability`.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    from ..models import lesion_logits
+
+    x = torch.from_numpy(stacks).to(device)
+    with torch.inference_mode(), autocast_for(device):
+        logits = lesion_logits(model, x)
+    logits = F.interpolate(logits.float(), size=tuple(size_yx), mode="bilinear", align_corners=False)
+    return torch.sigmoid(logits[:, 0]).cpu().numpy()
+
+
+def probability_volume(hu: np.ndarray, lungs: np.ndarray, model, preprocess: dict, batch_size: int, device,
+                       progress: Optional[Progress] = None) -> np.ndarray:
+    """Lesion probability of a canonical volume.
+
+    hu: (Z, Y, X) HU; lungs: (Z, Y, X) labels, nonzero = lung. Returns (Z, Y, X) float32,
+    0 outside the lungs; slices without lung are never run.
+    """
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    from .prepare import prepare_stacks
+
+    out = np.zeros(hu.shape, dtype=np.float32)
+    todo = lung_slices(lungs)
+    progress = progress or Progress()
+    done = 0
+    for centres in batches(todo, batch_size):
+        progress.update(done, len(todo), "lesion probability")
+        stacks = prepare_stacks(hu, centres, preprocess)
+        out[centres] = slice_probability(model, stacks, hu.shape[1:], device) * (lungs[centres] > 0)
+        done += len(centres)
+    progress.update(done, len(todo), "lesion probability")
+    return out
+
+
+def segment_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, t_fg: float = T_FG, t_bg: float = T_BG,
+               batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto",
+               progress: Optional[Progress] = None) -> SegmentResult:
+    """Lesion probability, mask at ``t_fg``, lesion table and summary of one chest CT.
+
+    ct: 3-D CT in HU (any direction matrix); model: a :class:`~covidweak.models.weights.LoadedModel`;
+    lungs: labels 0/1/2 on the CT grid, or None to segment them. Every output image has the
+    CT's exact geometry. Raises InputError for a 2-D image (a radiograph), a non-CT or a CT
+    without lungs, DeviceError for an absent GPU.
+    """
+    from ..device import resolve_device
+    from ..validate import check_ct
+
+    if ct.GetDimension() != 3:
+        raise InputError(f"segment needs a 3-D chest CT, got a {ct.GetDimension()}-D image "
+                         f"(a radiograph or a single slice?): give the whole CT volume")
+    check_ct(ct)
+    check_thresholds(t_fg, t_bg)
+    torch_device = resolve_device(device)
+    start = time.perf_counter()
+    lungs = lung_labels_for(ct, lungs, progress)
+    model.model.to(torch_device).eval()
+    ct_canonical, lungs_canonical = to_canonical(ct), to_canonical(lungs)
+    array = probability_volume(sitk.GetArrayViewFromImage(ct_canonical), sitk.GetArrayViewFromImage(lungs_canonical),
+                               model.model, model.preprocess, batch_size, torch_device, progress)
+    canonical = sitk.GetImageFromArray(array)
+    del array  # the image holds its own copy; keep one volume alive, not two
+    canonical.CopyInformation(lungs_canonical)
+    del ct_canonical, lungs_canonical
+    probability = from_canonical(canonical, ct)
+    del canonical
+    return finish(ct, lungs, probability, t_fg, t_bg, model_summary(model, torch_device), start)
+
+
+def model_summary(model, device) -> dict:
+    """The summary.json fields that say which network produced the map."""
+    return {"method": model.method, "weights": model.path.stem if model.path else "", "weights_sha256": model.sha256,
+            "backbone": model.arch.get("backbone", ""), "device": str(device)}
+
+
+def finish(ct: sitk.Image, lungs: sitk.Image, probability: sitk.Image, t_fg: float, t_bg: float, about: dict,
+           start: float) -> SegmentResult:
+    """Threshold ``probability`` and add the lesion table and summary (also used by re-thresholding)."""
+    from .lesions import lesion_table, summarize
+
+    mask = threshold(probability, t_fg)
+    lesions = lesion_table(probability, mask, ct, lungs)
+    summary = summarize(probability, mask, lungs, lesions, t_fg, t_bg, about, time.perf_counter() - start)
+    return SegmentResult(probability=probability, lungs=lungs, mask=mask, lesions=lesions, summary=summary,
+                         t_fg=t_fg, t_bg=t_bg)
+
+
+def threshold(probability: sitk.Image, t_fg: float) -> sitk.Image:
+    """uint8 mask ``probability > t_fg`` with the probability's geometry (a numpy compare: milliseconds)."""
+    mask = sitk.GetImageFromArray((sitk.GetArrayViewFromImage(probability) > t_fg).astype(np.uint8))
+    mask.CopyInformation(probability)
+    return mask

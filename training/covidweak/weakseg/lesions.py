@@ -1,0 +1,146 @@
+"""The lesion table (lesions.csv), lung involvement and summary.json content.
+
+A lesion is a 3-D connected component of the mask (26-connectivity: a lesion cut
+obliquely by the slice grid stays one lesion). Coordinates are reported in RAS, the
+convention of Slicer's markups; IJK are ITK indices (i along x, k along z), inclusive.
+Lung and zone of a lesion are those holding most of its voxels; zones are Kim et al.'s
+upper/middle/lower thirds along the cranio-caudal axis (:func:`covidweak.zones.zone_map_3d`).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+from ..zones import LUNG_LABELS, LUNG_NAMES, ZONE_NAMES, zone_map_3d
+
+LESION_COLUMNS = (
+    "id", "volume_ml", "centroid_r", "centroid_a", "centroid_s", "mean_hu", "max_probability", "lung", "zone",
+    "bbox_r_min", "bbox_a_min", "bbox_s_min", "bbox_r_max", "bbox_a_max", "bbox_s_max",
+    "bbox_i_min", "bbox_j_min", "bbox_k_min", "bbox_i_max", "bbox_j_max", "bbox_k_max",
+)
+RESEARCH_NOTE = "research use only: not for diagnosis or treatment decisions"
+CONNECTIVITY = ndi.generate_binary_structure(3, 3)
+
+
+def voxel_ml(image: sitk.Image) -> float:
+    return float(np.prod(image.GetSpacing())) / 1000.0
+
+
+def ijk_to_ras(image: sitk.Image, ijk) -> np.ndarray:
+    """Continuous ITK index (i, j, k) -> RAS mm (ITK is LPS: negate x and y)."""
+    lps = image.TransformContinuousIndexToPhysicalPoint([float(v) for v in ijk])
+    return np.array([-lps[0], -lps[1], lps[2]])
+
+
+def ras_box(image: sitk.Image, low_ijk, high_ijk) -> tuple[np.ndarray, np.ndarray]:
+    """RAS min and max corners of the voxel-centre box between two ITK indices (any direction)."""
+    corners = np.array([ijk_to_ras(image, c) for c in itertools.product(*zip(low_ijk, high_ijk))])
+    return corners.min(axis=0), corners.max(axis=0)
+
+
+def _majority(codes: np.ndarray) -> int:
+    """The most frequent nonzero code, 0 when there is none."""
+    codes = codes[codes > 0]
+    return int(np.bincount(codes).argmax()) if codes.size else 0
+
+
+def lesion_table(probability: sitk.Image, mask: sitk.Image, ct: sitk.Image, lungs: sitk.Image) -> list[dict]:
+    """One row per connected lesion of ``mask``, keys :data:`LESION_COLUMNS`, largest first.
+
+    All four images share the CT grid. Volumes in mL, coordinates in RAS mm, HU as in ``ct``.
+    """
+    labels, count = ndi.label(sitk.GetArrayViewFromImage(mask) > 0, structure=CONNECTIVITY)
+    if count == 0:
+        return []
+    ids = np.arange(1, count + 1)
+    prob = sitk.GetArrayViewFromImage(probability)
+    hu = sitk.GetArrayViewFromImage(ct)
+    lung_codes = sitk.GetArrayViewFromImage(lungs)
+    zone_codes = zone_map_3d(lungs)
+    voxels = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    mean_hu = ndi.mean(hu, labels, ids)
+    max_prob = ndi.maximum(prob, labels, ids)
+    centroids = ndi.center_of_mass(np.ones(labels.shape, dtype=np.uint8), labels, ids)
+    rows = []
+    for n, box in enumerate(ndi.find_objects(labels)):
+        inside = labels[box] == n + 1
+        codes = lung_codes[box][inside]
+        lung_label = _majority(codes)
+        zone_code = _majority(zone_codes[box][inside][codes == lung_label]) if lung_label else 0
+        low = [box[2].start, box[1].start, box[0].start]
+        high = [box[2].stop - 1, box[1].stop - 1, box[0].stop - 1]
+        ras_min, ras_max = ras_box(ct, low, high)
+        centre = ijk_to_ras(ct, centroids[n][::-1])
+        rows.append({"volume_ml": float(voxels[n]) * voxel_ml(ct), "centroid_r": centre[0], "centroid_a": centre[1],
+                     "centroid_s": centre[2], "mean_hu": float(mean_hu[n]), "max_probability": float(max_prob[n]),
+                     "lung": LUNG_NAMES[LUNG_LABELS.index(lung_label)] if lung_label else "outside",
+                     "zone": ZONE_NAMES[zone_code - 1] if zone_code else "outside",
+                     **{f"bbox_{a}_min": v for a, v in zip("ras", ras_min)},
+                     **{f"bbox_{a}_max": v for a, v in zip("ras", ras_max)},
+                     **{f"bbox_{a}_min": int(v) for a, v in zip("ijk", low)},
+                     **{f"bbox_{a}_max": int(v) for a, v in zip("ijk", high)}})
+    rows.sort(key=lambda row: -row["volume_ml"])
+    return [{"id": i, **{k: _plain(v) for k, v in row.items()}} for i, row in enumerate(rows, start=1)]
+
+
+def _plain(value):
+    """numpy scalars -> Python numbers rounded for a readable CSV (0.001 mm / mL / HU)."""
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), 4)
+    return value
+
+
+def involvement(mask: sitk.Image, lungs: sitk.Image) -> dict:
+    """Lesion and lung volumes (mL) and % involvement per lung, per zone and in total.
+
+    Returns ``{"total": {...}, "right": {...}, "left": {...}, "right_upper": {...}, ...}``, each
+    ``{"lung_ml", "lesion_ml", "percent"}``; lesion voxels outside the lungs are not counted.
+    """
+    lesion = sitk.GetArrayViewFromImage(mask) > 0
+    lung_codes = sitk.GetArrayViewFromImage(lungs)
+    zones = zone_map_3d(lungs)
+    vml = voxel_ml(lungs)
+
+    def entry(region: np.ndarray) -> dict:
+        lung_ml = float(np.count_nonzero(region)) * vml
+        lesion_ml = float(np.count_nonzero(region & lesion)) * vml
+        return {"lung_ml": round(lung_ml, 3), "lesion_ml": round(lesion_ml, 3),
+                "percent": round(100.0 * lesion_ml / lung_ml, 3) if lung_ml else 0.0}
+
+    out = {"total": entry(np.isin(lung_codes, LUNG_LABELS))}
+    for name, label in zip(LUNG_NAMES, LUNG_LABELS):
+        lung = lung_codes == label
+        out[name] = entry(lung)
+        for code, zone in enumerate(ZONE_NAMES, start=1):
+            out[f"{name}_{zone}"] = entry(lung & (zones == code))
+    return out
+
+
+def summarize(probability: sitk.Image, mask: sitk.Image, lungs: sitk.Image, lesions: list[dict], t_fg: float,
+              t_bg: float, about: dict, runtime_s: float) -> dict:
+    """summary.json content: volumes, involvement, thresholds, model identity, runtime, version."""
+    from .. import __version__
+
+    prob = sitk.GetArrayViewFromImage(probability)
+    in_lung = sitk.GetArrayViewFromImage(lungs) > 0
+    uncertain = np.count_nonzero(in_lung & (prob >= t_bg) & (prob <= t_fg))
+    share = involvement(mask, lungs)
+    return {
+        "lesion_count": len(lesions),
+        "lesion_volume_ml": share["total"]["lesion_ml"],
+        "lung_volume_ml": {"right": share["right"]["lung_ml"], "left": share["left"]["lung_ml"],
+                           "total": share["total"]["lung_ml"]},
+        # Between T_bg and T_fg NAM treats pixels as uncertain (M-SEAM-NAM Sect. 2.2).
+        "uncertain_volume_ml": round(float(uncertain) * voxel_ml(lungs), 3),
+        "involvement": share,
+        **about,
+        "t_fg": t_fg,
+        "t_bg": t_bg,
+        "runtime_s": round(runtime_s, 3),
+        "covidweak_version": __version__,
+        "note": RESEARCH_NOTE,
+    }

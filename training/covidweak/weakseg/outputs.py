@@ -1,0 +1,105 @@
+"""The output folder of ``covidweak segment`` and reading it back.
+
+Files (names fixed, so Slicer and scripts find them)::
+
+    lesion_prob.nii.gz   float32 lesion probability 0-1, the CT's grid, 0 outside the lungs
+    lesion_seg.nii.gz    uint8 mask, probability > t_fg
+    lungs.nii.gz         uint8 lung labels 0 / 1 right / 2 left used for the analysis
+    lesions.csv          one row per connected lesion (columns: lesions.LESION_COLUMNS)
+    summary.json         volumes, involvement, thresholds, model, runtime, version
+
+Nothing is written when any file exists and ``overwrite`` is false, so a folder never
+mixes the files of two runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError
+from .infer import T_BG, T_FG, SegmentResult
+from .lesions import LESION_COLUMNS
+
+OUTPUT_FILES = {"probability": "lesion_prob.nii.gz", "mask": "lesion_seg.nii.gz", "lungs": "lungs.nii.gz",
+                "lesions": "lesions.csv", "summary": "summary.json"}
+INTEGER_COLUMNS = {"id", "bbox_i_min", "bbox_j_min", "bbox_k_min", "bbox_i_max", "bbox_j_max", "bbox_k_max"}
+TEXT_COLUMNS = {"lung", "zone"}
+
+
+def output_paths(out_dir: Path) -> dict[str, Path]:
+    return {key: Path(out_dir) / name for key, name in OUTPUT_FILES.items()}
+
+
+def check_writable(out_dir: Path, overwrite: bool = False) -> dict[str, Path]:
+    """The output paths, or InputError when one exists and ``overwrite`` is false (call before working)."""
+    paths = output_paths(out_dir)
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InputError(f"--out {out_dir} is a file: give a folder")
+    existing = [p.name for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{out_dir} already holds {', '.join(existing)}: choose another --out or pass --overwrite")
+    return paths
+
+
+def lesions_csv_text(rows: list[dict]) -> str:
+    stream = io.StringIO()
+    writer = csv.DictWriter(stream, fieldnames=LESION_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return stream.getvalue()
+
+
+def _write_text(path: Path, text: str) -> None:
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def write_outputs(result: SegmentResult, out_dir: Path, overwrite: bool = False) -> dict[str, Path]:
+    """Write the five files of :data:`OUTPUT_FILES` into ``out_dir`` (created) and return their paths."""
+    from ..io import write_image
+
+    paths = check_writable(out_dir, overwrite)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for key in ("probability", "mask", "lungs"):
+        write_image(getattr(result, key), paths[key], overwrite=True)
+    _write_text(paths["lesions"], lesions_csv_text(result.lesions))
+    _write_text(paths["summary"], json.dumps(result.summary, indent=2) + "\n")
+    return paths
+
+
+def _typed(row: dict) -> dict:
+    def value(key, text):
+        if key in TEXT_COLUMNS:
+            return text
+        return int(text) if key in INTEGER_COLUMNS else float(text)
+
+    return {key: value(key, row[key]) for key in LESION_COLUMNS}
+
+
+def read_outputs(out_dir: Path) -> SegmentResult:
+    """A :class:`SegmentResult` from a folder written by :func:`write_outputs`."""
+    from ..io import read_image
+
+    paths = output_paths(out_dir)
+    missing = [p.name for p in paths.values() if not p.is_file()]
+    if missing:
+        raise InputError(f"{out_dir} lacks {', '.join(missing)}: run `covidweak segment` into it first")
+    try:
+        summary = json.loads(paths["summary"].read_text(encoding="utf-8"))
+        with open(paths["lesions"], newline="", encoding="utf-8") as stream:
+            lesions = [_typed(row) for row in csv.DictReader(stream)]
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{out_dir}: summary.json or lesions.csv is damaged ({error}); run segment again") from None
+    images = {key: read_image(paths[key]) for key in ("probability", "mask", "lungs")}
+    return SegmentResult(lesions=lesions, summary=summary, t_fg=float(summary.get("t_fg", T_FG)),
+                         t_bg=float(summary.get("t_bg", T_BG)), **images)
