@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .cam import CAMNet
+from .cxr import CXR_METHODS, build_cxr_model
 from .mscam import MultiScaleCAM
 from .resnet38 import config_by_name
 from .seam import SEAM
@@ -60,8 +61,11 @@ def build_model(method: str, arch: dict[str, Any] | None = None) -> nn.Module:
     """A freshly initialised network for ``method``.
 
     ``arch["backbone"]``: "light" (shipped weights, CPU) or "paper" (ResNet-38 model A,
-    VGG-width multi-scale CAM, 32-base U-Net).
+    VGG-width multi-scale CAM, 32-base U-Net). The chest X-ray networks of
+    :data:`~covidweak.models.cxr.CXR_METHODS` are built here too, so their weight files load alike.
     """
+    if method in CXR_METHODS:
+        return build_cxr_model(method, arch)
     arch = {**DEFAULT_ARCH, **(arch or {})}
     size = arch["backbone"]
     if size not in ("light", "paper"):
