@@ -87,15 +87,22 @@ def registry_entry(name: str, folder: Optional[Path] = None) -> dict:
                      f"train one with `covidweak train` and `covidweak export`, or pass a weight file")
 
 
-def save_weights(path: Path, model, method: str, arch: dict, preprocess: dict, info: Optional[dict] = None) -> str:
-    """Write a weight file atomically and return its sha256."""
+def save_weights(path: Path, model, method: str, arch: dict, preprocess: dict, info: Optional[dict] = None,
+                 half: bool = False) -> str:
+    """Write a weight file atomically and return its sha256.
+
+    ``half`` stores floating-point tensors as float16, halving the file (shipped files stay
+    under 16 MB); :func:`load_weights` casts them back to the network's float32.
+    """
     import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method, "arch": dict(arch),
-               "preprocess": dict(preprocess), "info": dict(info or {}),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+               "preprocess": dict(preprocess), "info": dict(info or {}), "state_dict": state}
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
@@ -147,7 +154,11 @@ def load_weights(source: str | Path, method: Optional[str] = None, device: str =
         raise ModelError(f"{path} holds '{payload['method']}' weights, not '{method}'; choose a matching file or method")
     try:
         model = build_model(payload["method"], payload["arch"])
-        model.load_state_dict(payload["state_dict"])
+        reference = model.state_dict()
+        # float16 files (save_weights(half=True)) come back in the network's own dtype.
+        state = {k: v.to(reference[k].dtype) if k in reference and v.is_floating_point() else v
+                 for k, v in payload["state_dict"].items()}
+        model.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError) as error:
         raise ModelError(f"{path} does not fit its declared network ({str(error).splitlines()[0][:120]}); "
                          f"re-export it") from None

@@ -1,0 +1,107 @@
+"""Turn a training run into a shipped weight file and its entry in ``models.json``.
+
+The entry records where the weights came from -- task, config, training data and its
+manifest hash, the metrics of the exported epoch -- so a model in ``Resources/Models``
+can be traced back to the run that made it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from .. import __version__
+from ..errors import InputError
+from ..models.weights import REGISTRY_NAME, models_dir, read_registry, save_weights, sha256_of
+from .checkpoint import load_checkpoint
+from .config import read_yaml
+from .runs import RunFolder, read_metrics
+from .tasks import get_task
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""Shipped weight files stay at most 16 MB, so the extension's repository stays small."""
+
+
+def _epoch_metrics(folder: RunFolder, epoch: int) -> dict[str, float]:
+    if not folder.metrics.is_file():
+        return {}
+    return {row["metric"]: row["value"] for row in read_metrics(folder.metrics)
+            if row["split"] == "val" and row["epoch"] == epoch}
+
+
+def _write_registry(folder: Path, registry: dict) -> None:
+    handle, temp = tempfile.mkstemp(prefix=f".{REGISTRY_NAME}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(json.dumps(registry, indent=2) + "\n")
+        os.replace(temp, folder / REGISTRY_NAME)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optional[Path] = None,
+               half: bool = False, overwrite: bool = False) -> dict:
+    """Write ``<folder>/<name>.pt`` from a run's ``best`` or ``last`` checkpoint; return its registry entry."""
+    run = RunFolder(run_dir)
+    if checkpoint not in ("best", "last"):
+        raise InputError(f"--checkpoint {checkpoint}: use best or last")
+    if not run.config.is_file():
+        raise InputError(f"{run.root} is not a training run folder (no config.yaml); give the --out of covidweak train")
+    if not name or Path(name).name != name or name.startswith("."):
+        raise InputError(f"model name '{name}' must be a plain file name without folders, e.g. cxr-lungs-demo")
+    config = read_yaml(run.config)
+    task = get_task(config.get("task", ""))
+    payload = load_checkpoint(run.best if checkpoint == "best" else run.last, task.name)
+
+    folder = Path(folder) if folder is not None else models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    file_name = f"{name}.pt"
+    registry = read_registry(folder)
+    clash = [e for e in registry["models"] if e.get("name") == name or e.get("file") == file_name]
+    if (clash or (folder / file_name).exists()) and not overwrite:
+        raise InputError(f"model '{name}' already exists in {folder}: choose another --name or pass --overwrite")
+
+    model = task.build_model(payload["config"])
+    model.load_state_dict(payload["model"])
+    spec = task.export_spec(payload["config"])
+    epoch = payload["position"]["epoch"]
+    info = json.loads(run.run_json.read_text(encoding="utf-8")) if run.run_json.is_file() else {}
+    training_data = {"path": info.get("data"), "studies": info.get("studies"),
+                     "manifest_hash": info.get("data_manifest_hash"), "split": "split.json of the run"}
+    entry = {
+        "name": name,
+        "file": file_name,
+        "method": spec.method,
+        "task": task.name,
+        "checkpoint": checkpoint,
+        "epoch": epoch,
+        "metrics": _epoch_metrics(run, epoch),
+        "training_data": training_data,
+        "config": payload["config"],
+        "dtype": "float16" if half else "float32",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "covidweak_version": __version__,
+        "git_commit": info.get("git_commit"),
+    }
+    # Written under a temporary name first: an oversized file must not replace a good one.
+    staging = folder / f".{file_name}.export"
+    try:
+        save_weights(staging, model, spec.method, spec.arch, spec.preprocess,
+                     info={k: entry[k] for k in ("task", "epoch", "metrics", "training_data", "created")}, half=half)
+        size = staging.stat().st_size
+        if size > MAX_FILE_BYTES:
+            hint = "train a lighter model" if half else "pass --half or train a lighter model"
+            raise InputError(f"weight file would be {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB "
+                             f"limit: {hint}")
+        os.replace(staging, folder / file_name)
+    finally:
+        staging.unlink(missing_ok=True)
+    entry["sha256"] = sha256_of(folder / file_name)
+    entry["size_bytes"] = size
+    registry["models"] = [e for e in registry["models"] if e not in clash] + [entry]
+    _write_registry(folder, registry)
+    return entry
