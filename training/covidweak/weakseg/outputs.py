@@ -54,7 +54,7 @@ def lesions_csv_text(rows: list[dict]) -> str:
     return stream.getvalue()
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
@@ -72,8 +72,8 @@ def write_outputs(result: SegmentResult, out_dir: Path, overwrite: bool = False)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for key in ("probability", "mask", "lungs"):
         write_image(getattr(result, key), paths[key], overwrite=True)
-    _write_text(paths["lesions"], lesions_csv_text(result.lesions))
-    _write_text(paths["summary"], json.dumps(result.summary, indent=2) + "\n")
+    write_text(paths["lesions"], lesions_csv_text(result.lesions))
+    write_text(paths["summary"], json.dumps(result.summary, indent=2) + "\n")
     return paths
 
 

@@ -1,0 +1,65 @@
+"""Table 1 arithmetic on hand-made masks, and `covidweak evaluate weakseg` on the phantom."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from covidweak.cli import main
+from covidweak.weakseg.evaluate import SWEEP_T_FG, confusion_counts, patient_metrics, select_records, table
+from weakseg_fixtures import weight_file
+
+
+def test_counts_and_metrics_of_a_positive_patient():
+    truth = np.zeros((4, 4), dtype=np.uint8)
+    truth[:2, :2] = 1  # 4 lesion pixels
+    prob = np.zeros((4, 4), dtype=np.float32)
+    prob[0, :3] = 0.6  # 2 true, 1 false positive at T_fg 0.5
+    prob[1, 0] = 0.3  # a third true positive at T_fg 0.1 only
+    counts = confusion_counts(prob, truth, [0.1, 0.5])
+    assert counts.tolist() == [[3, 1, 1], [2, 1, 2]]
+    metrics = patient_metrics(*counts[1])
+    assert metrics == {"positive": True, "dice": pytest.approx(4 / 7), "recall": 0.5, "precision": pytest.approx(2 / 3)}
+
+
+def test_negative_patients_follow_the_papers_convention():
+    assert patient_metrics(0, 0, 0) == {"positive": False, "dice": 1.0}
+    assert patient_metrics(0, 1, 0)["dice"] == 0.0
+    assert patient_metrics(0, 0, 5) == {"positive": True, "dice": 0.0, "recall": 0.0, "precision": 0.0}
+
+
+def test_table_means_each_group():
+    patients = [patient_metrics(2, 1, 2), patient_metrics(1, 0, 0), patient_metrics(0, 0, 0), patient_metrics(0, 3, 0)]
+    t = table(patients)
+    assert (t["positive"]["patients"], t["negative"]["patients"], t["all"]["patients"]) == (2, 2, 4)
+    assert t["positive"]["dice"]["mean"] == pytest.approx((4 / 7 + 1.0) / 2)
+    assert t["negative"]["dice"]["mean"] == 0.5
+    assert t["all"]["dice"]["mean"] == pytest.approx((4 / 7 + 1 + 1 + 0) / 4)
+
+
+def test_without_a_recorded_seed_all_studies_are_used(phantom_dir):
+    from covidweak.datasets import open_dataset
+
+    records = open_dataset(phantom_dir)
+    chosen, how = select_records(records, "test", {})
+    assert chosen == records and how["split"] == "all"
+    chosen, how = select_records(records, "test", {"seed": 3})
+    assert 0 < len(chosen) < len(records) and how == {**how, "split": "test", "seed": 3}
+
+
+def test_evaluate_command_on_the_phantom(phantom_dir, tmp_path, capsys):
+    weights = [str(weight_file(tmp_path, m)) for m in ("mscam", "unet")]
+    out = tmp_path / "report.json"
+    code = main(["evaluate", "weakseg", "--data", str(phantom_dir), "--out", str(out), "--methods", "mscam", "unet",
+                 "--weights", *weights, "--split", "all", "--device", "cpu"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    entry = report["methods"]["unet"]
+    assert [row["t_fg"] for row in entry["sweep"]] == list(SWEEP_T_FG)
+    assert entry["table"]["all"]["patients"] == 4 and entry["table"]["positive"]["patients"] >= 1
+    assert all(0.0 <= p["dice"] <= 1.0 for p in entry["patients"])
+    assert "| mscam |" in capsys.readouterr().out
+    assert main(["evaluate", "weakseg", "--data", str(phantom_dir), "--out", str(out), "--methods", "unet",
+                 "--weights", *weights]) == 2

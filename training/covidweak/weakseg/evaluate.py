@@ -1,0 +1,155 @@
+"""Table 1 of M-SEAM-NAM (Tang et al., MICCAI 2021) on held-out patients, plus the Fig. 3 T_fg sweep.
+
+Metrics are per patient: the voxels of all a patient's studies are pooled, then
+* positive patients (any ground-truth lesion voxel): Dice, lesion-pixel recall and precision;
+* negative patients: Dice 1 if nothing is segmented, else 0 (Table 1's caption);
+* all patients: the mean of both kinds of per-patient Dice.
+A positive patient with nothing segmented has precision 0 (it found none of its lesion),
+so means never skip a patient. Each study is run once; every threshold of the sweep is
+applied to the same probability map, counting true/false positives and false negatives.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..progress import Progress
+from .infer import DEFAULT_BATCH_SIZE, T_BG, T_FG, segment_ct
+
+SWEEP_T_FG = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+"""M-SEAM-NAM Fig. 3: T_fg from 0.1 to 0.8 (0.9 leaves no foreground early in training)."""
+TABLE_GROUPS = (("positive", ("dice", "recall", "precision")), ("negative", ("dice",)), ("all", ("dice",)))
+
+
+def confusion_counts(probability: np.ndarray, truth: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+    """(len(thresholds), 3) int64 counts (tp, fp, fn) of ``probability > t`` against ``truth`` != 0.
+
+    probability, truth: same-shape arrays (any dimension).
+    """
+    truth = np.asarray(truth) != 0
+    at_truth = probability[truth]
+    out = np.zeros((len(thresholds), 3), dtype=np.int64)
+    for row, t in enumerate(thresholds):
+        tp = int(np.count_nonzero(at_truth > t))
+        out[row] = (tp, int(np.count_nonzero(probability > t)) - tp, at_truth.size - tp)
+    return out
+
+
+def patient_metrics(tp: int, fp: int, fn: int) -> dict:
+    """Table 1 metrics of one patient from pooled voxel counts (see the module docstring)."""
+    if tp + fn == 0:
+        return {"positive": False, "dice": 1.0 if fp == 0 else 0.0}
+    return {"positive": True, "dice": 2.0 * tp / (2 * tp + fp + fn), "recall": tp / (tp + fn),
+            "precision": tp / (tp + fp) if tp + fp else 0.0}
+
+
+def table(patients: Sequence[dict]) -> dict:
+    """Mean and standard deviation of each Table 1 column over per-patient metric dicts."""
+    groups = {"positive": [p for p in patients if p["positive"]], "negative": [p for p in patients if not p["positive"]],
+              "all": list(patients)}
+    out = {}
+    for group, columns in TABLE_GROUPS:
+        members = groups[group]
+        out[group] = {"patients": len(members)}
+        for column in columns:
+            values = np.array([p[column] for p in members], dtype=float)
+            out[group][column] = {"mean": float(values.mean()) if values.size else None,
+                                  "std": float(values.std()) if values.size else None}
+    return out
+
+
+def select_records(records: list, split: str, info: dict) -> tuple[list, dict]:
+    """The studies to evaluate and how they were chosen.
+
+    ``split="test"`` re-creates the training run's patient split from the seed (and fractions)
+    recorded in the weights' info; without a recorded seed every study is used and the
+    report says so, since a test split of unknown seed could overlap the training patients.
+    """
+    from ..datasets import split_by_patient
+    from ..datasets.splits import DEFAULT_FRACTIONS
+
+    seed = info.get("seed")
+    if split == "all" or seed is None:
+        reason = "requested" if split == "all" else "the weights record no split seed"
+        return records, {"split": "all", "reason": reason, "studies": len(records)}
+    fractions = info.get("fractions") or DEFAULT_FRACTIONS
+    chosen = split_by_patient(records, fractions, seed=int(seed))["test"]
+    return chosen, {"split": "test", "seed": int(seed), "fractions": list(fractions), "studies": len(chosen)}
+
+
+def evaluate_model(records: list, model, t_fg: float = T_FG, t_bg: float = T_BG, device: str = "auto",
+                   batch_size: int = DEFAULT_BATCH_SIZE, progress: Optional[Progress] = None) -> dict:
+    """Per-patient metrics at ``t_fg`` and for :data:`SWEEP_T_FG` of one model on ``records``.
+
+    Lungs come from each record's lung mask when it has one, else from the classical segmentation.
+    """
+    from ..io import read_ct, read_image
+
+    thresholds = sorted(set(SWEEP_T_FG) | {t_fg})
+    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((len(thresholds), 3), dtype=np.int64))
+    diagnoses: dict[str, str] = {}
+    progress = progress or Progress()
+    for done, record in enumerate(records):
+        progress.update(done, len(records), f"evaluate {model.method}")
+        ct = read_ct(record.ct_path)
+        lungs = read_image(record.lung_mask_path) if record.lung_mask_path else None
+        result = segment_ct(ct, model, lungs=lungs, t_fg=t_fg, t_bg=t_bg, batch_size=batch_size, device=device)
+        truth = sitk.GetArrayViewFromImage(read_image(record.lesion_mask_path))
+        counts[record.patient_id] += confusion_counts(sitk.GetArrayViewFromImage(result.probability), truth, thresholds)
+        diagnoses.setdefault(record.patient_id, record.diagnosis)
+    progress.update(len(records), len(records), f"evaluate {model.method}")
+    at = {t: [dict(patient_metrics(*counts[p][i]), patient_id=p, diagnosis=diagnoses[p]) for p in sorted(counts)]
+          for i, t in enumerate(thresholds)}
+    return {"t_fg": t_fg, "t_bg": t_bg, "table": table(at[t_fg]), "patients": at[t_fg],
+            "sweep": [{"t_fg": t, **table(at[t])} for t in SWEEP_T_FG]}
+
+
+def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Sequence[str]] = None, split: str = "test",
+                     t_fg: float = T_FG, t_bg: float = T_BG, device: str = "auto",
+                     batch_size: int = DEFAULT_BATCH_SIZE, progress: Optional[Progress] = None) -> dict:
+    """The report of ``covidweak evaluate weakseg``: one entry per method, keyed by method name.
+
+    Studies need a ground-truth lesion mask (the phantom and COVID-19-CT-Seg have them).
+    """
+    from .. import __version__
+    from ..datasets import open_dataset
+    from ..errors import InputError
+    from ..models import load_weights
+
+    if weights is not None and len(weights) != len(methods):
+        raise InputError(f"{len(weights)} --weights for {len(methods)} --methods: give one per method, in order")
+    records = [r for r in open_dataset(Path(data)) if r.lesion_mask_path is not None]
+    if not records:
+        raise InputError(f"{data} has no studies with a lesion mask: evaluation needs ground truth (try a phantom)")
+    report = {"data": str(data), "covidweak_version": __version__, "methods": {},
+              "note": "research use only; Table 1 layout of Tang et al. (MICCAI 2021)"}
+    for n, method in enumerate(methods):
+        model = load_weights(weights[n] if weights else f"{method}-light", method=method)
+        chosen, selection = select_records(records, split, model.info)
+        entry = evaluate_model(chosen, model, t_fg, t_bg, device, batch_size, progress)
+        report["methods"][method] = {"weights": str(model.path), "weights_sha256": model.sha256, **selection, **entry}
+    return report
+
+
+def _cell(stats: Optional[dict]) -> str:
+    return "-" if stats is None or stats["mean"] is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+
+
+def markdown_table(report: dict) -> str:
+    """Table 1 (at each method's T_fg) and the T_fg sweep of positive-patient Dice, as Markdown."""
+    head = "| Method | Pos. Dice | Pos. Recall | Pos. Precision | Neg. Dice | All Dice | Patients (+/-) |"
+    lines = [head, "|" + "---|" * 7]
+    for method, entry in report["methods"].items():
+        t = entry["table"]
+        lines.append(f"| {method} | {_cell(t['positive']['dice'])} | {_cell(t['positive']['recall'])} | "
+                     f"{_cell(t['positive']['precision'])} | {_cell(t['negative']['dice'])} | {_cell(t['all']['dice'])} | "
+                     f"{t['positive']['patients']}/{t['negative']['patients']} |")
+    lines += ["", "| Positive Dice | " + " | ".join(f"T_fg {t}" for t in SWEEP_T_FG) + " |", "|" + "---|" * (len(SWEEP_T_FG) + 1)]
+    for method, entry in report["methods"].items():
+        lines.append(f"| {method} | " + " | ".join(_cell(row["positive"]["dice"]) for row in entry["sweep"]) + " |")
+    return "\n".join(lines)
