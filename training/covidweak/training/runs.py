@@ -48,6 +48,9 @@ class RunFolder:
         if resume:
             if not self.last.is_file():
                 raise InputError(f"--resume: {self.last} not found; start the run without --resume")
+            # Left by a save that was killed (atomic_save cannot clean up after SIGKILL).
+            for stale in self.checkpoints.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
         elif self.root.exists() and any(self.root.iterdir()):
             raise InputError(f"run folder {self.root} is not empty: pass --resume to continue it or choose a new --out")
         self.checkpoints.mkdir(parents=True, exist_ok=True)
