@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..device import add_device_argument
@@ -37,6 +38,8 @@ def run(args) -> int:
 
     result = train(args.task, args.data, args.out, config_file=args.config, overrides=args.overrides,
                    device=args.device, resume=args.resume, progress=tqdm_progress("train"))
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 alone reports
     best = "none" if result.best_value is None else f"{result.best_value:.4g} at epoch {result.best_epoch}"
     stopped = " (early stopping)" if result.stopped_early else ""
     print(f"trained {result.epochs} epoch(s), {result.step} update(s){stopped}; best {best}; run folder {args.out}")
