@@ -79,3 +79,13 @@ def test_a_radiograph_exits_2(tmp_path, capsys):
     code = main(["segment", str(tmp_path / "cxr.nii.gz"), "--out", str(tmp_path / "out"), "--method", "cam",
                  "--weights", str(weight_file(tmp_path, "cam")), "--device", "cpu"])
     assert code == 2 and "error" in capsys.readouterr().err
+
+
+def test_bench_segment_reports_times_and_memory(tmp_path, capsys):
+    weights = weight_file(tmp_path, "mscam")
+    assert main(["bench", "segment", "--size", "48", "--slices", "16", "--method", "mscam", "--weights", str(weights),
+                 "--devices", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    run = report["runs"][0]
+    assert run["device"] == "cpu" and run["seconds"] > 0 and run["peak_rss_mib"] > 0
+    assert report["threshold_ms"] >= 0 and report["input_size"] == 64 and report["lung_slices"] > 0
