@@ -1,8 +1,11 @@
-"""COVIDWeakSeg: weakly supervised COVID-19 lesion segmentation of chest CT (panel and self-test).
+"""COVIDWeakSeg: weakly supervised COVID-19 lesion segmentation of chest CT (panel, sample data, self-test).
 
-The panel is a thin shell: every decision lives in COVIDWeakSegLib.logic, which
-the Python console, headless scripts and pytest use directly.
+The panel is a thin shell: every decision lives in COVIDWeakSegLib, which the
+Python console, headless scripts and pytest use directly.
 """
+
+import functools
+import os
 
 import slicer
 from slicer.ScriptedLoadableModule import (
@@ -15,6 +18,13 @@ from slicer.util import VTKObservationMixin
 from covidweak.slicer_panel import PanelController, WidgetBinding
 from COVIDWeakSegLib import COVIDWeakSegLogic
 
+BOUND_WIDGETS = {
+    "input_volume": "inputVolumeSelector", "method": "methodComboBox", "weights": "weightsLineEdit",
+    "device": "deviceComboBox", "t_fg": "foregroundThresholdSlider", "t_bg": "backgroundThresholdSlider",
+    "opacity": "opacitySlider", "uncertain_segment": "uncertainCheckBox", "lesion_boxes": "lesionBoxesCheckBox",
+    "replace_outputs": "replaceOutputsCheckBox", "output_segmentation": "outputSegmentationSelector",
+}
+
 
 class COVIDWeakSeg(ScriptedLoadableModule):
     def __init__(self, parent):
@@ -24,14 +34,36 @@ class COVIDWeakSeg(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["covidweak developers"]
         self.parent.helpText = (
-            "Segments the lungs of a chest CT and, with a weakly supervised network (M-SEAM-NAM), "
-            "shows COVID-19 lesion probabilities. T_fg and T_bg are the foreground and background "
-            "thresholds on the probability map.<br><b>Research use only, not for clinical use.</b>"
+            "Shows the COVID-19 lesion probability of a chest CT from a weakly supervised network (M-SEAM-NAM "
+            "and baselines) as an overlay; T_fg (foreground) moves the visible threshold at once, T_bg (background) "
+            "bounds the uncertain band. Lesion table, involvement per lung zone, segmentation and Hu et al. boxes."
+            "<br><b>Research use only, not for clinical use.</b>"
         )
         self.parent.acknowledgementText = (
             "Built on 3D Slicer, SimpleITK, PyTorch and MONAI. Methods follow the M-SEAM-NAM weakly "
             "supervised CT segmentation paper; see the covidweak documentation for references."
         )
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """Offer the phantom CTs in the Sample Data module; each is generated on first load, then cached."""
+    import SampleData
+    from COVIDWeakSegLib.samples import CATEGORY, SAMPLES
+
+    icon = os.path.join(os.path.dirname(__file__), "Resources", "Icons", "COVIDWeakSeg.png")
+    for sample in SAMPLES:
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category=CATEGORY, sampleName=sample.name, uris=f"covidweak-phantom:{sample.name}",
+            fileNames=sample.file_name, nodeNames=sample.name, thumbnailFileName=icon,
+            customDownloader=functools.partial(loadPhantomSample, sample.name))
+
+
+def loadPhantomSample(name, source=None):
+    from COVIDWeakSegLib.samples import sample_by_name, sample_path
+
+    path = sample_path(sample_by_name(name), os.path.join(slicer.app.temporaryPath, "covidweak-samples"))
+    return slicer.util.loadVolume(str(path), {"name": name})
 
 
 class COVIDWeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -47,20 +79,21 @@ class COVIDWeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(panel)
         panel.setMRMLScene(slicer.mrmlScene)
 
-        self.logic = COVIDWeakSegLogic()
+        self.logic = COVIDWeakSegLogic(work_dir=slicer.app.temporaryPath)
         self.panel = PanelController(self.ui.statusLabel, self.ui.progressBar, self.ui.cancelButton,
                                      process_events=slicer.app.processEvents)
-        self.binding = WidgetBinding(
-            lambda: self.logic.parameters,
-            {"input_volume": self.ui.inputVolumeSelector, "t_fg": self.ui.foregroundThresholdSlider,
-             "t_bg": self.ui.backgroundThresholdSlider, "output_segmentation": self.ui.outputSegmentationSelector},
-            on_error=lambda message: self.panel.show_status(message, error=True),
-        )
+        self.binding = WidgetBinding(lambda: self.logic.parameters,
+                                     {name: getattr(self.ui, widget) for name, widget in BOUND_WIDGETS.items()},
+                                     on_error=lambda message: self.panel.show_status(message, error=True))
         self.binding.connect()
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
-        self.ui.foregroundThresholdSlider.connect("valueChanged(double)", self.onThresholdChanged)
-        self.ui.backgroundThresholdSlider.connect("valueChanged(double)", self.onThresholdChanged)
+        for slider in (self.ui.foregroundThresholdSlider, self.ui.backgroundThresholdSlider):
+            slider.connect("valueChanged(double)", lambda value: self.panel.attempt(self.logic.set_thresholds))
+        self.ui.opacitySlider.connect("valueChanged(double)", lambda value: self.panel.attempt(self.logic.set_opacity))
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.createSegmentationButton.connect("clicked(bool)", self.onCreateSegmentation)
         self.ui.segmentLungsButton.connect("clicked(bool)", self.onSegmentLungs)
+        self.ui.lesionTableView.connect("clicked(QModelIndex)", self.onLesionClicked)
         self.ui.cancelButton.connect("clicked(bool)", self.panel.cancel)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneChanged)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneChanged)
@@ -72,56 +105,82 @@ class COVIDWeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneChanged(self, caller=None, event=None):
         self.binding.update_widgets()
         self.onInputChanged(self.ui.inputVolumeSelector.currentNode())
+        self.showResults()
 
     def onInputChanged(self, volume):
+        usable = volume is not None and self.panel.attempt(lambda: self.logic.validate_input(volume))
         if volume is None:
-            self.ui.segmentLungsButton.enabled = False
             self.panel.show_status("Select a chest CT volume.")
-            return
-        self.ui.segmentLungsButton.enabled = self.panel.attempt(lambda: self.logic.validate_input(volume))
+        for button in (self.ui.applyButton, self.ui.segmentLungsButton):
+            button.enabled = usable
 
-    def onThresholdChanged(self, value=None):
+    def showResults(self):
         params = self.logic.parameters
-        self.panel.attempt(lambda: self.logic.check_thresholds(params.t_fg, params.t_bg))
+        self.ui.lesionTableView.setMRMLTableNode(params.output_lesion_table)
+        self.ui.summaryLabel.text = self.logic.summary_text()
+        self.ui.createSegmentationButton.enabled = params.output_probability is not None
+
+    def onApply(self):
+        volume = self.ui.inputVolumeSelector.currentNode()
+        self.ui.applyButton.enabled = False
+        try:
+            created = self.panel.run(lambda progress: self.logic.process(volume, sync=False, progress=progress),
+                                     "Running lesion inference in a separate process...",
+                                     lambda nodes: f"{nodes.lesion_table.GetNumberOfRows()} lesions at "
+                                                   f"T_fg {self.logic.parameters.t_fg:.2f}; click a row to jump to it")
+        finally:
+            self.ui.applyButton.enabled = volume is not None
+        if created is not None:
+            self.showResults()
+
+    def onCreateSegmentation(self):
+        self.panel.attempt(lambda: f"Created '{self.logic.create_segmentation().GetName()}'")
+
+    def onLesionClicked(self, index):
+        self.panel.attempt(lambda: "Lesion {} at R {:.1f}, A {:.1f}, S {:.1f}".format(
+            index.row() + 1, *self.logic.jump_to_lesion(index.row())))
 
     def onSegmentLungs(self):
         volume = self.ui.inputVolumeSelector.currentNode()
-        self.ui.segmentLungsButton.enabled = False
-        try:
-            node = self.panel.run(
-                lambda progress: self.logic.segment_lungs(volume, progress=progress),
-                "Segmenting lungs...",
-                lambda node: self.logic.lungs_status(node, self.logic.last_lung_volumes_ml),
-            )
-        finally:
-            self.ui.segmentLungsButton.enabled = volume is not None
+        node = self.panel.run(lambda progress: self.logic.segment_lungs(volume, progress=progress), "Segmenting lungs...",
+                              lambda node: self.logic.lungs_status(node, self.logic.last_lung_volumes_ml))
         if node is not None:
             self.binding.update_widgets()
 
 
 class COVIDWeakSegTest(ScriptedLoadableModuleTest):
-    """Runs the Logic methods pytest covers on a small phantom, inside Slicer."""
+    """Runs the Logic methods pytest covers on a small phantom with random-weight networks, inside Slicer."""
 
     def setUp(self):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
         self.setUp()
-        self.test_segment_phantom_lungs()
+        self.test_phantom_lesion_workflow()
 
-    def test_segment_phantom_lungs(self):
+    def test_phantom_lesion_workflow(self):
+        import tempfile
+
+        import torch
+        from covidweak.models import build_model, save_weights
         from covidweak.mrml import volume_node_from_image
         from covidweak.phantom import PhantomConfig, generate_study
 
-        self.delayDisplay("Building a phantom chest CT")
+        self.delayDisplay("Building a phantom chest CT and random-weight networks")
         study = generate_study(1, 0, "covid", config=PhantomConfig(size=128, slices=32))
         volume = volume_node_from_image(study.ct, name="phantom CT")
-        logic = COVIDWeakSegLogic()
+        folder = tempfile.mkdtemp(prefix="covidweakseg-test-")
+        torch.manual_seed(0)
+        weights = os.path.join(folder, "cam.pt")
+        save_weights(weights, build_model("cam", {"backbone": "light"}), "cam", {"backbone": "light"}, {"input_size": 64})
+        logic = COVIDWeakSegLogic(work_dir=folder)
         self.assertIn("CT", logic.validate_input(volume))
-        node = logic.segment_lungs(volume)
-        segmentation = node.GetSegmentation()
-        names = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())}
-        self.assertEqual(names, {"Right lung", "Left lung"})
-        self.assertTrue(all(ml > 0 for ml in logic.last_lung_volumes_ml.values()))
-        self.assertIs(logic.parameters.output_segmentation, node)
+        created = logic.process(volume, method="cam", weights=weights, t_fg=0.5, device="cpu", sync=False)
+        self.assertEqual(slicer.util.arrayFromVolume(created.probability).shape, slicer.util.arrayFromVolume(volume).shape)
+        logic.set_thresholds(t_fg=0.3)
+        self.assertEqual(created.probability.GetDisplayNode().GetLowerThreshold(), 0.3)
+        segmentation = logic.create_segmentation(uncertain=True)
+        self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 2)
+        if created.lesion_table.GetNumberOfRows():
+            self.assertEqual(len(logic.jump_to_lesion(0)), 3)
         self.delayDisplay("COVIDWeakSeg self-test passed")

@@ -230,6 +230,24 @@ def test_lung_volumes_use_voxel_spacing():
     assert lung_volumes_ml(labels) == {"Right lung": 1.0, "Left lung": 0.5}
 
 
+@pytest.mark.slow
+def test_self_test_workflow_on_random_weights(ct_volume, mrml_scene, tmp_path):
+    """The COVIDWeakSegTest sequence (in process here; the self-test uses the child process)."""
+    import torch
+    from covidweak.models import build_model, save_weights
+
+    torch.manual_seed(0)
+    weights = str(tmp_path / "cam.pt")
+    save_weights(weights, build_model("cam", {"backbone": "light"}), "cam", {"backbone": "light"}, {"input_size": 64})
+    logic = COVIDWeakSegLogic(mrml_scene, work_dir=str(tmp_path))
+    created = logic.process(ct_volume, method="cam", weights=weights, t_fg=0.5, device="cpu", sync=True)
+    logic.set_thresholds(t_fg=0.3)
+    assert created.probability.GetDisplayNode().GetLowerThreshold() == 0.3
+    assert logic.create_segmentation(uncertain=True).GetSegmentation().GetNumberOfSegments() == 2
+    if created.lesion_table.GetNumberOfRows():
+        assert len(logic.jump_to_lesion(0)) == 3
+
+
 # ---------------------------------------------------------------- COVIDSeverity
 
 

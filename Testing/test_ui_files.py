@@ -28,7 +28,12 @@ COMMON = {"inputsCollapsibleButton": "ctkCollapsibleButton", "progressBar": "QPr
 EXPECTED = {
     "COVIDWeakSeg": {**COMMON, "inputVolumeSelector": "qMRMLNodeComboBox",
                      "foregroundThresholdSlider": "ctkSliderWidget", "backgroundThresholdSlider": "ctkSliderWidget",
-                     "outputSegmentationSelector": "qMRMLNodeComboBox", "segmentLungsButton": "QPushButton"},
+                     "outputSegmentationSelector": "qMRMLNodeComboBox", "segmentLungsButton": "QPushButton",
+                     "methodComboBox": "QComboBox", "weightsLineEdit": "QLineEdit", "deviceComboBox": "QComboBox",
+                     "opacitySlider": "ctkSliderWidget", "uncertainCheckBox": "QCheckBox",
+                     "lesionBoxesCheckBox": "QCheckBox", "replaceOutputsCheckBox": "QCheckBox",
+                     "applyButton": "QPushButton", "createSegmentationButton": "QPushButton",
+                     "lesionTableView": "qMRMLTableView", "summaryLabel": "QLabel"},
     "COVIDSeverity": {**COMMON, "inputVolumeSelector": "qMRMLNodeComboBox"},
     "COVIDSimilarCase": {**COMMON, "queryVolumeSelector": "qMRMLNodeComboBox",
                          "indexDirectoryPathLineEdit": "ctkPathLineEdit", "neighborCountSpinBox": "QSpinBox"},
@@ -36,7 +41,8 @@ EXPECTED = {
 """objectName -> class, as the module's Widget code and Slicer expect them."""
 
 STAND_INS = {"ctkCollapsibleButton": "QGroupBox", "qMRMLNodeComboBox": "QComboBox",
-             "ctkSliderWidget": "QDoubleSpinBox", "ctkPathLineEdit": "QLineEdit", "qMRMLWidget": "QWidget"}
+             "ctkSliderWidget": "QDoubleSpinBox", "ctkPathLineEdit": "QLineEdit", "qMRMLWidget": "QWidget",
+             "qMRMLTableView": "QTableWidget"}
 RENAMED_PROPERTIES = {"QGroupBox": {"text": "title"}}
 
 
@@ -158,3 +164,17 @@ def test_threshold_sliders_start_at_the_paper_defaults(qt_app):
     assert (t_fg.minimum(), t_fg.maximum(), t_bg.minimum(), t_bg.maximum()) == (0.0, 1.0, 0.0, 1.0)
     button = panel.findChild(QtWidgets.QPushButton, "segmentLungsButton")
     assert button.text() == "Segment lungs" and not button.isEnabled()
+
+
+def test_method_and_device_choices_match_the_package(qt_app):
+    from covidweak.models import METHODS
+
+    panel = load(loadable_xml(ui_path("COVIDWeakSeg"), STAND_INS))
+
+    def items(name):
+        combo = panel.findChild(QtWidgets.QComboBox, name)
+        return [combo.itemText(i) for i in range(combo.count())]
+
+    assert tuple(items("methodComboBox")) == METHODS
+    assert items("deviceComboBox") == ["auto", "cpu", "cuda"]
+    assert not panel.findChild(QtWidgets.QPushButton, "applyButton").isEnabled()

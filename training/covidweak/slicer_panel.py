@@ -20,8 +20,9 @@ class WidgetBinding:
     """Keep GUI widgets and a module's parameters in step, in both directions.
 
     Widgets are driven through duck typing so this stays free of qt imports:
-    node selectors (``currentNode``/``setCurrentNode``), sliders and spin boxes
-    (``value``/``setValue``) and path edits (``currentPath``/``setCurrentPath``).
+    node selectors (``currentNode``/``setCurrentNode``), path edits
+    (``currentPath``), combo boxes (``currentText``), check boxes (``checked``),
+    sliders and spin boxes (``value``) and line edits (``text``).
     ``on_error`` receives the message of a rejected value (e.g. out of bounds).
     """
 
@@ -29,7 +30,12 @@ class WidgetBinding:
         "node": "currentNodeChanged(vtkMRMLNode*)",
         "value": "valueChanged(double)",
         "path": "currentPathChanged(QString)",
+        "choice": "currentTextChanged(QString)",
+        "check": "toggled(bool)",
+        "text": "textChanged(QString)",
     }
+    # Property each kind reads and writes (node selectors use methods instead).
+    _PROPERTIES = {"path": "currentPath", "choice": "currentText", "check": "checked", "value": "value", "text": "text"}
 
     def __init__(self, get_parameters: Callable[[], TypedParameters], widgets: dict[str, Any],
                  on_error: Optional[Callable[[str], None]] = None):
@@ -40,12 +46,11 @@ class WidgetBinding:
 
     @staticmethod
     def kind_of(widget) -> str:
-        if hasattr(widget, "setCurrentNode"):
-            return "node"
-        if hasattr(widget, "setCurrentPath"):
-            return "path"
-        if hasattr(widget, "setValue"):
-            return "value"
+        # Order matters: a check box also has setText, a combo box has no setValue.
+        for kind, method in (("node", "setCurrentNode"), ("path", "setCurrentPath"), ("choice", "addItem"),
+                             ("check", "setChecked"), ("value", "setValue"), ("text", "setText")):
+            if hasattr(widget, method):
+                return kind
         raise TypeError(f"cannot bind a {type(widget).__name__}")
 
     def signal_of(self, widget) -> str:
@@ -64,8 +69,7 @@ class WidgetBinding:
             return
         widget = self._widgets[name]
         kind = self.kind_of(widget)
-        value = {"node": lambda: widget.currentNode(), "path": lambda: widget.currentPath,
-                 "value": lambda: widget.value}[kind]()
+        value = widget.currentNode() if kind == "node" else getattr(widget, self._PROPERTIES[kind])
         try:
             setattr(self._get_parameters(), name, value)
         except InputError as error:
@@ -84,10 +88,8 @@ class WidgetBinding:
                 kind = self.kind_of(widget)
                 if kind == "node":
                     widget.setCurrentNode(value)
-                elif kind == "path":
-                    widget.currentPath = value
                 else:
-                    widget.value = value
+                    setattr(widget, self._PROPERTIES[kind], value)
         finally:
             self._updating = False
 

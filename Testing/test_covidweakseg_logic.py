@@ -1,0 +1,452 @@
+"""COVIDWeakSeg Logic on a real MRML scene: overlay, thresholds, segments, tables, child process, Cancel.
+
+A small phantom CT and random-initialised light networks (input 64) stand in
+for a patient and trained weights: the probabilities mean nothing, but every
+node, geometry and bookkeeping rule is the real one.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "COVIDWeakSeg") not in sys.path:
+    sys.path.insert(0, str(ROOT / "COVIDWeakSeg"))
+
+from COVIDWeakSegLib import COVIDWeakSegLogic  # noqa: E402
+from COVIDWeakSegLib import display, samples  # noqa: E402
+from COVIDWeakSegLib.runner import ChildProcess  # noqa: E402
+
+from covidweak.errors import CancelledError, CovidWeakError, InputError, ModelError  # noqa: E402
+from covidweak.progress import Progress  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def study():
+    from covidweak.phantom import PhantomConfig, generate_study
+
+    return generate_study(5, 0, "covid", config=PhantomConfig(size=128, slices=32))
+
+
+@pytest.fixture(scope="module")
+def cam_weights(tmp_path_factory):
+    import torch
+    from covidweak.models import build_model, save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "cam-random.pt"
+    save_weights(path, build_model("cam", {"backbone": "light"}), "cam", {"backbone": "light"}, {"input_size": 64})
+    return str(path)
+
+
+@pytest.fixture
+def ct_volume(study, mrml_scene):
+    from covidweak.mrml import volume_node_from_image
+
+    return volume_node_from_image(study.ct, scene=mrml_scene, name="phantom CT")
+
+
+@pytest.fixture
+def logic(mrml_scene, tmp_path):
+    return COVIDWeakSegLogic(mrml_scene, work_dir=str(tmp_path))
+
+
+@pytest.fixture
+def processed(logic, ct_volume, cam_weights):
+    """The sync run at a T_fg inside the random network's probability range (about 0.45-0.6)."""
+    return logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5)
+
+
+def ijk_to_ras(node) -> np.ndarray:
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def segment_voxels(segmentation_node, name: str) -> int:
+    """Voxels of one segment, counted in an export of all segments (they share one labelmap layer)."""
+    import SimpleITK as sitk
+    from covidweak.mrml import labels_from_segmentation_node
+
+    labels = sitk.GetArrayViewFromImage(labels_from_segmentation_node(segmentation_node))
+    segmentation = segmentation_node.GetSegmentation()
+    value = segmentation.GetSegmentIndex(segmentation.GetSegmentIdBySegmentName(name)) + 1
+    return int(np.count_nonzero(labels == value))
+
+
+def terminology(segmentation_node, name: str) -> str:
+    import vtk
+
+    segmentation = segmentation_node.GetSegmentation()
+    entry = vtk.reference("")
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(name)).GetTag("TerminologyEntry", entry)
+    return str(entry)
+
+
+# ---------------------------------------------------------------- overlay and thresholds
+
+
+def test_probability_overlay_has_the_ct_geometry_and_display(processed, ct_volume, logic, mrml_scene):
+    import slicer
+
+    probability = processed.probability
+    assert probability.GetID() != ct_volume.GetID() and probability.GetName() == "phantom CT lesion probability"
+    np.testing.assert_array_equal(ijk_to_ras(probability), ijk_to_ras(ct_volume))
+    voxels = slicer.util.arrayFromVolume(probability)
+    assert voxels.shape == slicer.util.arrayFromVolume(ct_volume).shape
+    assert voxels.dtype == np.float32 and 0.0 <= voxels.min() and voxels.max() <= 1.0
+    shown = probability.GetDisplayNode()
+    assert shown.GetApplyThreshold() and shown.GetLowerThreshold() == 0.52 and shown.GetUpperThreshold() == 1.0
+    assert (shown.GetWindowLevelMin(), shown.GetWindowLevelMax()) == (0.0, 1.0)
+    assert shown.GetColorNode().GetName() == display.COLOR_TABLE_NAME
+    params = logic.parameters
+    assert params.output_probability is probability and params.input_volume is ct_volume
+    assert (params.method, params.t_fg, params.device) == ("cam", 0.52, "cpu")
+
+
+def test_overlay_goes_into_the_slice_views_with_its_opacity(logic, ct_volume, cam_weights, mrml_scene):
+    composite = mrml_scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
+    other = mrml_scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
+    logic.parameters.opacity = 0.3
+    created = logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5)
+    assert composite.GetBackgroundVolumeID() == ct_volume.GetID()
+    assert composite.GetForegroundVolumeID() == created.probability.GetID()
+    assert composite.GetForegroundOpacity() == pytest.approx(0.3)
+    other.SetForegroundVolumeID(ct_volume.GetID())  # the user shows something else there
+    assert logic.set_opacity(0.8) == "overlay opacity 0.80"
+    assert composite.GetForegroundOpacity() == pytest.approx(0.8)
+    assert other.GetForegroundOpacity() != pytest.approx(0.8)
+    assert logic.parameters.opacity == 0.8
+
+
+def test_moving_t_fg_is_a_display_change_only(processed, logic, capsys):
+    probability = processed.probability
+    voxels_mtime = probability.GetImageData().GetMTime()
+    shown = probability.GetDisplayNode()
+    timings = []
+    for t_fg in np.linspace(0.2, 0.6, 41):
+        start = time.perf_counter()
+        logic.set_thresholds(t_fg=float(t_fg), t_bg=0.1)
+        timings.append(time.perf_counter() - start)
+        assert shown.GetLowerThreshold() == pytest.approx(t_fg)
+    # The display pipeline (threshold + colour map) over the whole volume: what a 3-D view would redo.
+    connection = shown.GetImageDataConnection() if hasattr(shown, "GetImageDataConnection") else None
+    pipeline = []
+    for t_fg in (0.3, 0.5):
+        start = time.perf_counter()
+        logic.set_thresholds(t_fg=t_fg)
+        if connection is not None:
+            connection.GetProducer().Update()
+        pipeline.append(time.perf_counter() - start)
+    assert probability.GetImageData().GetMTime() == voxels_mtime, "no voxel was recomputed"
+    assert logic.parameters.t_fg == 0.5
+    with capsys.disabled():
+        print(f"\nT_fg update: median {1000 * np.median(timings):.3f} ms, max {1000 * max(timings):.3f} ms; "
+              f"with the display pipeline on 128x128x32: {1000 * max(pipeline):.2f} ms")
+
+
+def test_threshold_pairs_are_checked(processed, logic):
+    with pytest.raises(InputError, match="T_bg=0.6 must be below T_fg=0.5"):
+        logic.set_thresholds(t_fg=0.5, t_bg=0.6)
+    assert processed.probability.GetDisplayNode().GetLowerThreshold() == 0.52, "a refused pair changes nothing"
+    with pytest.raises(InputError):
+        logic.set_thresholds(t_fg=1.0, t_bg=0.5)
+
+
+def test_lower_t_fg_gives_a_larger_lesion_segment(processed, logic):
+    logic.set_thresholds(t_fg=0.55, t_bg=0.5)
+    strict = logic.create_segmentation()
+    logic.set_thresholds(t_fg=0.5, t_bg=0.45)
+    loose = logic.create_segmentation()
+    assert strict.GetID() != loose.GetID()
+    assert 0 < segment_voxels(strict, "Lesion") < segment_voxels(loose, "Lesion")
+    assert strict.GetSegmentation().GetNumberOfSegments() == 1
+    assert logic.parameters.output_lesion_segmentation is loose
+
+
+def test_uncertain_segment_and_terminology(processed, logic):
+    import slicer
+
+    logic.set_thresholds(t_fg=0.52, t_bg=0.5)
+    node = logic.create_segmentation(uncertain=True)
+    assert terminology(node, "Lesion") == display.LESION_TERMINOLOGY
+    assert "~SCT^52988006^Lesion~" in display.LESION_TERMINOLOGY
+    assert terminology(node, "Uncertain") == display.UNCERTAIN_TERMINOLOGY
+    probability = slicer.util.arrayFromVolume(processed.probability)
+    assert segment_voxels(node, "Lesion") == np.count_nonzero(probability > 0.52)
+    assert segment_voxels(node, "Uncertain") == np.count_nonzero((probability >= 0.5) & (probability <= 0.52))
+
+
+def test_create_segmentation_needs_a_probability(logic):
+    with pytest.raises(InputError, match="press Apply first"):
+        logic.create_segmentation()
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_lesion_table_matches_lesions_csv(processed, logic, tmp_path):
+    from covidweak.weakseg.outputs import write_outputs
+
+    paths = write_outputs(logic.last_result, tmp_path / "out")
+    with open(paths["lesions"], newline="") as stream:
+        reader = csv.DictReader(stream)
+        header, rows = reader.fieldnames, list(reader)
+    table = processed.lesion_table.GetTable()
+    assert [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())] == header
+    assert table.GetNumberOfRows() == len(rows) > 0
+    for r, row in enumerate(rows):
+        for c, column in enumerate(header):
+            value = table.GetValue(r, c)
+            if column in ("lung", "zone"):
+                assert value.ToString() == row[column]
+            else:
+                assert value.ToDouble() == pytest.approx(float(row[column]), abs=1e-9)
+
+
+def test_jump_to_lesion_centres_the_slice_views(processed, logic, mrml_scene):
+    red = mrml_scene.AddNewNodeByClass("vtkMRMLSliceNode")
+    red.SetLayoutName("Red")
+    red.SetOrientationToAxial()
+    ras = logic.jump_to_lesion(0)
+    first = logic.last_result.lesions[0]
+    assert ras == pytest.approx((first["centroid_r"], first["centroid_a"], first["centroid_s"]), abs=1e-3)
+    slice_to_ras = red.GetSliceToRAS()
+    assert [slice_to_ras.GetElement(i, 3) for i in range(3)] == pytest.approx(list(ras), abs=1e-3)
+    with pytest.raises(InputError, match="does not exist"):
+        logic.jump_to_lesion(10_000)
+
+
+def test_summary_table_lists_involvement_per_lung_and_zone(processed, logic):
+    from COVIDWeakSegLib.nodes import table_column_values
+
+    regions = table_column_values(processed.summary_table, "region")
+    assert regions[:2] == ["total", "right"] and "left_lower" in regions and len(regions) == 9
+    involvement = logic.last_result.summary["involvement"]
+    percent = table_column_values(processed.summary_table, "percent")
+    assert percent[0] == pytest.approx(involvement["total"]["percent"])
+    text = logic.summary_text()
+    assert text.startswith("Involvement: Total ") and "right" in text and "lower" in text and "\n" not in text
+
+
+# ---------------------------------------------------------------- child process
+
+
+@pytest.mark.slow
+def test_child_process_gives_the_same_probability_as_in_process(logic, ct_volume, cam_weights):
+    import slicer
+
+    synced = slicer.util.arrayFromVolume(
+        logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5).probability).copy()
+    reports = []
+    child = logic.process(ct_volume, sync=False, progress=Progress(lambda d, t, m: reports.append((d, t, m))))
+    np.testing.assert_allclose(slicer.util.arrayFromVolume(child.probability), synced, atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(ijk_to_ras(child.probability), ijk_to_ras(ct_volume))
+    assert {"lesion probability"} <= {m for _, _, m in reports}
+    done, total, _ = reports[-1]
+    assert done == total > 0
+    assert list(Path(logic.work_dir).iterdir()) == [], "the child's temporary folder is removed"
+
+
+SLOW_FAKE = textwrap.dedent("""
+    import json, subprocess, sys, time
+    grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    open(sys.argv[1], "w").write(f"{grandchild.pid}")
+    for i in range(2400):
+        print(json.dumps({"done": i, "total": 2400, "message": "pretending"}), flush=True)
+        time.sleep(0.05)
+""")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_cancel_kills_the_child_and_its_children(logic, ct_volume, cam_weights, mrml_scene, tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    logic.command_for = lambda *args: [sys.executable, "-c", SLOW_FAKE, str(pid_file)]
+    nodes_before = mrml_scene.GetNumberOfNodes()
+
+    def cancel_after_a_few(done, total, message):
+        if done >= 3:
+            progress.cancel()
+
+    progress = Progress(cancel_after_a_few)
+    start = time.perf_counter()
+    with pytest.raises(CancelledError):
+        logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5,
+                      sync=False, progress=progress)
+    assert time.perf_counter() - start < 30
+    grandchild = int(pid_file.read_text())
+    deadline = time.time() + 5
+    while alive(grandchild) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not alive(grandchild), "the whole process group is killed"
+    assert mrml_scene.GetNumberOfNodes() == nodes_before + 1  # the parameter node only
+    assert logic.parameters.output_probability is None
+    assert not any(p.name.startswith("covidweak-segment-") for p in tmp_path.iterdir())
+
+
+def test_child_errors_arrive_as_one_line_messages():
+    fail = [sys.executable, "-c", "import sys; print('covidweak segment: error: the CT is empty: give another', "
+                                  "file=sys.stderr); sys.exit(2)"]
+    with pytest.raises(CovidWeakError, match="^the CT is empty: give another$"):
+        ChildProcess(fail).wait()
+    crash = [sys.executable, "-c", "raise RuntimeError('boom')"]
+    with pytest.raises(CovidWeakError, match="exit status 1.*RuntimeError: boom"):
+        ChildProcess(crash).wait()
+
+
+# ---------------------------------------------------------------- ownership
+
+
+def test_existing_nodes_are_never_modified(logic, ct_volume, cam_weights, mrml_scene):
+    from covidweak.mrml import volume_node_from_image
+
+    mine = volume_node_from_image(logic.image_of(ct_volume, "CT"), scene=mrml_scene, name="phantom CT lesion probability")
+    my_table = mrml_scene.AddNewNodeByClass("vtkMRMLTableNode", "phantom CT lesions")
+    before = {node.GetID(): node.GetMTime() for node in (mine, my_table, ct_volume)}
+    logic.parameters.replace_outputs = True  # still no licence to touch nodes the module did not create
+    logic.parameters.output_probability = mine
+    first = logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5)
+    assert {node.GetID(): node.GetMTime() for node in (mine, my_table, ct_volume)} == before
+    assert first.probability.GetName() != mine.GetName() and first.lesion_table.GetName() != "phantom CT lesions"
+
+    second = logic.process(ct_volume)  # replace on: the module's own previous outputs go
+    assert mrml_scene.GetNodeByID(first.probability.GetID()) is None
+    assert second.probability.GetName() == first.probability.GetName()
+    assert mrml_scene.GetNodeByID(mine.GetID()) is mine
+
+    logic.parameters.replace_outputs = False
+    third = logic.process(ct_volume)  # replace off: earlier results stay for comparison
+    assert mrml_scene.GetNodeByID(second.probability.GetID()) is second.probability
+    assert third.probability.GetName() != second.probability.GetName()
+
+
+@pytest.mark.slow
+def test_mscam_boxes_become_roi_markups(logic, ct_volume, tmp_path, mrml_scene):
+    import torch
+    from covidweak.models import build_model, save_weights
+
+    torch.manual_seed(1)
+    weights = tmp_path / "mscam-random.pt"
+    save_weights(weights, build_model("mscam", {"backbone": "light"}), "mscam", {"backbone": "light"}, {"input_size": 64})
+    created = logic.process(ct_volume, method="mscam", weights=str(weights), device="cpu", t_fg=0.52, t_bg=0.5)
+    boxes = created.lesion_boxes
+    assert boxes and all(box.IsA("vtkMRMLMarkupsROINode") for box in boxes)
+    centre = [0.0] * 3
+    boxes[0].GetCenter(centre)
+    size = boxes[0].GetSize()
+    assert all(s > 0 for s in size)
+    bounds = [0.0] * 6
+    ct_volume.GetRASBounds(bounds)
+    assert all(bounds[2 * a] - 1 <= centre[a] <= bounds[2 * a + 1] + 1 for a in range(3)), "boxes lie in the CT"
+    logic.parameters.replace_outputs = True
+    again = logic.add_lesion_boxes(ct_volume, logic.last_result.lungs)
+    assert all(mrml_scene.GetNodeByID(box.GetID()) is None for box in boxes)
+    assert len(again) == len(boxes)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def test_bad_inputs_name_the_fix(logic, ct_volume, cam_weights, mrml_scene, tmp_path):
+    import SimpleITK as sitk
+    from covidweak.mrml import volume_node_from_image
+
+    radiograph = volume_node_from_image(sitk.Image(64, 64, sitk.sitkInt16), scene=mrml_scene, name="x-ray")
+    cases = [
+        (lambda: logic.process(radiograph, method="cam", weights=cam_weights), InputError, "16 voxels|3-D|slice"),
+        (lambda: logic.process(None), InputError, "no input CT volume selected"),
+        (lambda: logic.process(ct_volume, method="cam", weights=str(tmp_path / "gone.pt")), ModelError,
+         "gone.pt not found"),
+        (lambda: logic.process(ct_volume, method="cam", weights="no-such-model"), ModelError, "no model named"),
+        (lambda: logic.process(ct_volume, method="cam", weights=cam_weights, device="tpu"), InputError,
+         "device 'tpu'"),
+    ]
+    for action, error, message in cases:
+        with pytest.raises(error, match=message):
+            action()
+    with pytest.raises(ModelError, match="unknown method 'sam'"):
+        logic.check_model("sam")
+    assert mrml_scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 0
+
+
+# ---------------------------------------------------------------- sample data and panel glue
+
+
+def test_phantom_sample_is_generated_once_then_cached(tmp_path):
+    import SimpleITK as sitk
+
+    sample = samples.PhantomSample("COVIDPhantomTest", "covid", seed=7, size=128, slices=32)
+    path = samples.sample_path(sample, tmp_path)
+    written = path.stat().st_mtime_ns
+    assert samples.sample_path(sample, tmp_path) == path and path.stat().st_mtime_ns == written
+    image = sitk.ReadImage(str(path))
+    assert image.GetSize() == (128, 128, 32)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "no temporary file is left behind"
+    assert {s.pattern for s in samples.SAMPLES} == {"covid", "cap", "normal"}
+    with pytest.raises(InputError, match="no phantom sample named"):
+        samples.sample_by_name("CTChest")
+
+
+def test_binding_drives_combo_check_and_text_widgets(mrml_scene):
+    from covidweak.slicer_panel import WidgetBinding
+
+    class Widget:
+        def __init__(self, **props):
+            self.__dict__.update(props)
+            self.slots = {}
+
+        def connect(self, signal, slot):
+            self.slots[signal] = slot
+
+    class Combo(Widget):
+        def addItem(self, text): ...
+
+    class Check(Widget):
+        def setChecked(self, on): ...
+        def setText(self, text): ...
+
+    class Line(Widget):
+        def setText(self, text): ...
+
+    logic = COVIDWeakSegLogic(mrml_scene)
+    widgets = {"method": Combo(currentText=""), "uncertain_segment": Check(checked=False), "weights": Line(text="")}
+    binding = WidgetBinding(lambda: logic.parameters, widgets)
+    binding.connect()
+    assert [binding.kind_of(w) for w in widgets.values()] == ["choice", "check", "text"]
+    binding.update_widgets()
+    assert (widgets["method"].currentText, widgets["weights"].text) == ("mseamnam", "")
+    widgets["method"].currentText = "mscam"
+    widgets["method"].slots["currentTextChanged(QString)"]("mscam")
+    widgets["uncertain_segment"].checked = True
+    widgets["uncertain_segment"].slots["toggled(bool)"](True)
+    widgets["weights"].text = "/models/mscam.pt"
+    widgets["weights"].slots["textChanged(QString)"]("/models/mscam.pt")
+    params = logic.parameters
+    assert (params.method, params.uncertain_segment, params.weights) == ("mscam", True, "/models/mscam.pt")
+
+
+def test_child_command_runs_the_segment_cli_with_json_progress(tmp_path):
+    from COVIDWeakSegLib.logic import segment_command
+
+    command = segment_command(tmp_path / "ct.nrrd", tmp_path / "out", "cam", "cam-light", 0.1, 0.01, "cpu")
+    assert command[1:4] == ["-m", "covidweak.progress_stream", "segment"]
+    assert command[command.index("--t-fg") + 1] == "0.1" and command[command.index("--device") + 1] == "cpu"
+    assert os.path.basename(command[0]).startswith(("python", "PythonSlicer"))
