@@ -8,7 +8,8 @@ Pipeline (each step in its own module):
    slice and in 3-D (:mod:`.masks`);
 3. remove trachea and main bronchi by seeded, leak-guarded growing (:mod:`.airway`);
 4. keep the lungs, split fused ones, name them by physical x (:mod:`.select`);
-5. fill vessels, lesions and costal consolidation (:mod:`.fill`);
+5. fill vessels, lesions and costal consolidation (:mod:`.fill`), then consolidation
+   reaching from the mediastinum to the chest wall from the mirrored other lung (:mod:`.mirror`);
 6. on the full-resolution grid, redraw the air boundary from the full-resolution
    threshold and keep the filled dense parts from the working grid; permute back.
 """
@@ -25,6 +26,7 @@ from .airway import find_airway
 from .fill import fill_lung
 from .geometry import from_canonical, resample_labels, same_grid, smooth_onto, to_canonical, voxel_ml, working_grid
 from .masks import FACES, body_mask, fill_holes_per_slice, inside_air
+from .mirror import mirror_consolidation
 from .select import LEFT, LUNG_MIN_ML, RIGHT, pick_lungs
 
 AIR_HU = -400.0
@@ -45,7 +47,9 @@ def _coarse_segmentation(hu: np.ndarray, grid: sitk.Image) -> tuple[np.ndarray, 
     candidates = inside_air(air, body, LUNG_MIN_ML, vml)
     airway = find_airway(hu, candidates, body, spacing_zyx, vml)
     lungs_air, rest = pick_lungs(candidates & ~airway, body, grid, spacing_zyx, vml)
-    return _fill_both(lungs_air, rest, body & ~airway, spacing_zyx), airway
+    room = body & ~airway
+    filled = _fill_both(lungs_air, rest, room, spacing_zyx)
+    return mirror_consolidation(filled, hu, room, body, spacing_zyx, AIR_HU, RIGHT, LEFT), airway
 
 
 def _fill_both(lungs_air: np.ndarray, rest: np.ndarray, allowed: np.ndarray, spacing_zyx) -> np.ndarray:
