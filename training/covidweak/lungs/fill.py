@@ -11,7 +11,8 @@ at least :data:`COSTAL_ANGLE_DEG` away from the midline. This follows the
 rolling-ball / convex-hull correction of juxtapleural nodules (Armato et al.,
 Radiology 1999) but never crosses into the mediastinum, so the chest wall (outside
 the hull) and the heart (medial) stay out while peripheral consolidation (the
-typical COVID-19 pattern: posterior, lateral, subpleural) goes in. A
+typical COVID-19 pattern: posterior, lateral, subpleural) goes in; where the
+hull chord cuts a lesion short of the pleura, :mod:`.ribcage` carries it out. A
 consolidation against the mediastinum is not recovered; that is the accepted cost.
 Arrays are canonical (z, y, x), x running from patient right to left.
 """
@@ -23,6 +24,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
 from .masks import fill_holes_per_slice
+from .ribcage import grow_to_chest_wall
 
 COSTAL_ANGLE_DEG = 60.0
 """Minimum angle between a bay's direction and the medial direction for it to count as costal."""
@@ -43,18 +45,18 @@ def between_lung_above_and_below(lung: np.ndarray, reach: int) -> np.ndarray:
     return (above > 0) & (below > 0)
 
 
-def costal_bays(lung2d: np.ndarray, allowed2d: np.ndarray, medial_sign: float, spacing_yx) -> np.ndarray:
-    """Bays between one lung's 2-D outline and its convex hull that face the chest wall. (y, x) bool.
+def costal_bays(lung2d: np.ndarray, allowed2d: np.ndarray, medial_sign: float, spacing_yx) -> tuple[np.ndarray, np.ndarray]:
+    """Bays between one lung's 2-D outline and its convex hull that face the chest wall, and the hull. (y, x) bool each.
 
     ``medial_sign``: +1 if the midline lies towards higher x (a right lung), -1 otherwise.
     ``allowed2d``: where filling may go (the body minus the other lung).
     """
     if np.count_nonzero(lung2d) < 3:
-        return np.zeros_like(lung2d)
+        return np.zeros_like(lung2d), lung2d
     hull = convex_hull_image(lung2d)
     bays, count = ndi.label(hull & ~lung2d & allowed2d)
     if count == 0:
-        return bays > 0
+        return bays > 0, hull
     scale = np.asarray(spacing_yx, dtype=float)
     centre = np.array(ndi.center_of_mass(lung2d)) * scale
     centres = np.array(ndi.center_of_mass(bays > 0, bays, range(1, count + 1))).reshape(-1, 2) * scale
@@ -62,15 +64,22 @@ def costal_bays(lung2d: np.ndarray, allowed2d: np.ndarray, medial_sign: float, s
     lengths = np.linalg.norm(offsets, axis=1)
     cos_medial = np.divide(offsets[:, 1] * medial_sign, lengths, out=np.ones_like(lengths), where=lengths > 0)
     costal = np.concatenate([[False], cos_medial < np.cos(np.radians(COSTAL_ANGLE_DEG))])
-    return costal[bays]
+    return costal[bays], hull
 
 
-def fill_lung(lung: np.ndarray, allowed: np.ndarray, medial_sign: float, spacing_zyx) -> np.ndarray:
-    """One lung (z, y, x bool) with holes and costal bays filled, kept inside ``allowed``. (z, y, x) bool."""
+def fill_lung(lung: np.ndarray, allowed: np.ndarray, medial_sign: float, spacing_zyx, bony_depth: np.ndarray) -> np.ndarray:
+    """One lung (z, y, x bool) with holes and costal bays filled, kept inside ``allowed``. (z, y, x) bool.
+
+    ``bony_depth``: :func:`.ribcage.bony_depth`, which lets a bay reach past the hull chord to the chest wall.
+    """
     filled = ndi.binary_fill_holes(lung) & allowed
     filled = fill_holes_per_slice(filled) & allowed
     reach = max(1, int(round(LESION_REACH_MM / spacing_zyx[0])))
     enclosed = between_lung_above_and_below(filled, reach)
     for z in np.flatnonzero(filled.any(axis=(1, 2))):
-        filled[z] |= costal_bays(filled[z], allowed[z], medial_sign, spacing_zyx[1:]) & enclosed[z]
+        bays, hull = costal_bays(filled[z], allowed[z], medial_sign, spacing_zyx[1:])
+        bays &= enclosed[z]
+        # Not limited to ``enclosed``: at the lung's widest level no other slice reaches as far out.
+        strip = grow_to_chest_wall(bays, hull, allowed[z], bony_depth[z], spacing_zyx[1:])
+        filled[z] |= bays | strip
     return fill_holes_per_slice(filled) & allowed

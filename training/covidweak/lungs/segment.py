@@ -8,7 +8,8 @@ Pipeline (each step in its own module):
    slice and in 3-D (:mod:`.masks`);
 3. remove trachea and main bronchi by seeded, leak-guarded growing (:mod:`.airway`);
 4. keep the lungs, split fused ones, name them by physical x (:mod:`.select`);
-5. fill vessels, lesions and costal consolidation (:mod:`.fill`), then consolidation
+5. fill vessels, lesions and costal consolidation out to the rib cage (:mod:`.fill`,
+   :mod:`.ribcage`), then consolidation
    reaching from the mediastinum to the chest wall from the mirrored other lung (:mod:`.mirror`);
 6. on the full-resolution grid, redraw the air boundary from the full-resolution
    threshold and keep the filled dense parts from the working grid; permute back.
@@ -27,6 +28,7 @@ from .fill import fill_lung
 from .geometry import from_canonical, resample_labels, same_grid, smooth_onto, to_canonical, voxel_ml, working_grid
 from .masks import FACES, body_mask, fill_holes_per_slice, inside_air
 from .mirror import mirror_consolidation
+from .ribcage import bony_depth
 from .select import LEFT, LUNG_MIN_ML, RIGHT, pick_lungs
 
 AIR_HU = -400.0
@@ -48,11 +50,11 @@ def _coarse_segmentation(hu: np.ndarray, grid: sitk.Image) -> tuple[np.ndarray, 
     airway = find_airway(hu, candidates, body, spacing_zyx, vml)
     lungs_air, rest = pick_lungs(candidates & ~airway, body, grid, spacing_zyx, vml)
     room = body & ~airway
-    filled = _fill_both(lungs_air, rest, room, spacing_zyx)
+    filled = _fill_both(lungs_air, rest, room, spacing_zyx, bony_depth(hu, body, spacing_zyx))
     return mirror_consolidation(filled, hu, room, body, spacing_zyx, AIR_HU, RIGHT, LEFT), airway
 
 
-def _fill_both(lungs_air: np.ndarray, rest: np.ndarray, allowed: np.ndarray, spacing_zyx) -> np.ndarray:
+def _fill_both(lungs_air: np.ndarray, rest: np.ndarray, allowed: np.ndarray, spacing_zyx, depth: np.ndarray) -> np.ndarray:
     """Fill each lung within ``allowed`` minus the other lung; pockets of leftover air touching a filled lung join it."""
     filled = np.zeros_like(lungs_air)
     for label, medial_sign in ((RIGHT, 1.0), (LEFT, -1.0)):
@@ -60,13 +62,13 @@ def _fill_both(lungs_air: np.ndarray, rest: np.ndarray, allowed: np.ndarray, spa
         if not own.any():
             continue
         room = allowed & (lungs_air != (LEFT if label == RIGHT else RIGHT)) & (filled == 0)
-        first = fill_lung(own, room, medial_sign, spacing_zyx)
+        first = fill_lung(own, room, medial_sign, spacing_zyx, depth)
         # Air cut off from the lung by a dense lesion (a transected lobe tip) rejoins it.
         pockets, _ = ndi.label(rest, FACES)
         touching = np.unique(pockets[ndi.binary_dilation(first, FACES) & rest])
         joined = np.isin(pockets, touching[touching > 0])
         if joined.any():
-            first = fill_lung(first | joined, room, medial_sign, spacing_zyx)
+            first = fill_lung(first | joined, room, medial_sign, spacing_zyx, depth)
             rest = rest & ~joined
         filled[first] = label
     return filled
