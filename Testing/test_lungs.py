@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from covidweak.errors import CancelledError, InputError
 from covidweak.lungs import LEFT, RIGHT, segment_lungs
 from covidweak.lungs.geometry import from_canonical, to_canonical, working_grid
+from covidweak.lungs.interpolate import interpolate_consolidation
 from covidweak.lungs.masks import border_air, fill_holes_per_slice, split_in_two
 from covidweak.metrics import dice, dice_per_label, label_volumes_ml
 from covidweak.progress import Progress
@@ -220,6 +221,22 @@ def test_fill_holes_per_slice_and_border_air():
     assert filled[0, 4, 4] and filled[2, 4, 4] and not filled[1, 4, 4]
     outside = border_air(~mask)
     assert outside[0, 0, 0] and not outside[0, 4, 4] and outside[1, 4, 3]
+
+
+def test_interpolation_fills_a_notch_bracketed_by_clean_slices():
+    """A cylinder lung whose quadrant is dense over five slices gets the quadrant back, and nothing outside it."""
+    spacing = (5.0, 2.0, 2.0)
+    yy, xx = np.mgrid[:70, :70]
+    disk = (yy - 35) ** 2 + (xx - 35) ** 2 <= 25**2
+    quadrant = disk & (yy < 35) & (xx < 35)
+    lung = np.repeat(disk[None], 30, axis=0)
+    lung[:4] = lung[-4:] = False
+    lung[12:17] &= ~quadrant
+    hu = np.where(lung, -850.0, 30.0)
+    out = interpolate_consolidation(lung.astype(np.uint8), hu, np.ones(lung.shape, bool), spacing, -400.0, (1,))
+    added = (out == 1) & ~lung
+    assert np.count_nonzero(added[12:17] & quadrant[None]) >= 0.9 * 5 * np.count_nonzero(quadrant)
+    assert not (added & ~disk[None]).any()
 
 
 def test_split_in_two_cuts_a_thin_junction():

@@ -57,7 +57,7 @@ SOFT_TISSUE_MAX_HU = 150.0
 """Consolidation is at most about +50 HU (contrast-enhanced up to ~+100); bone (ribs, spine) is above +200."""
 
 
-def _disk(radius_mm: float, spacing_yx) -> np.ndarray:
+def disk(radius_mm: float, spacing_yx) -> np.ndarray:
     """An in-plane (1, y, x) ellipse of ``radius_mm`` in voxels of ``spacing_yx``."""
     ry, rx = (max(0, int(round(radius_mm / s))) for s in spacing_yx)
     yy, xx = np.mgrid[-ry : ry + 1, -rx : rx + 1]
@@ -93,8 +93,8 @@ def mirror_consolidation(filled: np.ndarray, hu: np.ndarray, room: np.ndarray, b
         return filled
     centre_x = ndi.center_of_mass(body[lung_slices[0] : lung_slices[-1] + 1])[2]
     dense = room & (hu >= air_hu) & (hu < SOFT_TISSUE_MAX_HU) & (filled == 0)
-    margin = _disk(MIRROR_MARGIN_MM, spacing_zyx[1:])
-    opening = _disk(MIN_THICKNESS_MM / 2.0, spacing_zyx[1:])
+    margin = disk(MIRROR_MARGIN_MM, spacing_zyx[1:])
+    opening = disk(MIN_THICKNESS_MM / 2.0, spacing_zyx[1:])
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
     dome = int(round(DOME_MARGIN_MM / spacing_zyx[0]))
     reach = max(1, int(round(LESION_REACH_MM / spacing_zyx[0])))

@@ -10,7 +10,9 @@ Pipeline (each step in its own module):
 4. keep the lungs, split fused ones, name them by physical x (:mod:`.select`);
 5. fill vessels, lesions and costal consolidation out to the rib cage (:mod:`.fill`,
    :mod:`.ribcage`), then consolidation
-   reaching from the mediastinum to the chest wall from the mirrored other lung (:mod:`.mirror`);
+   reaching from the mediastinum to the chest wall from the mirrored other lung (:mod:`.mirror`),
+   and consolidation notching a short run of slices from the lung's own outlines above and
+   below it (:mod:`.interpolate`);
 6. on the full-resolution grid, redraw the air boundary from the full-resolution
    threshold and keep the filled dense parts from the working grid; permute back.
 """
@@ -27,6 +29,7 @@ from .airway import find_airway
 from .fill import fill_lung
 from .geometry import from_canonical, resample_labels, same_grid, smooth_onto, to_canonical, voxel_ml, working_grid
 from .masks import FACES, body_mask, fill_holes_per_slice, inside_air
+from .interpolate import interpolate_consolidation
 from .mirror import mirror_consolidation
 from .ribcage import bony_depth
 from .select import LEFT, LUNG_MIN_ML, RIGHT, pick_lungs
@@ -51,7 +54,8 @@ def _coarse_segmentation(hu: np.ndarray, grid: sitk.Image) -> tuple[np.ndarray, 
     lungs_air, rest = pick_lungs(candidates & ~airway, body, grid, spacing_zyx, vml)
     room = body & ~airway
     filled = _fill_both(lungs_air, rest, room, spacing_zyx, bony_depth(hu, body, spacing_zyx))
-    return mirror_consolidation(filled, hu, room, body, spacing_zyx, AIR_HU, RIGHT, LEFT), airway
+    filled = mirror_consolidation(filled, hu, room, body, spacing_zyx, AIR_HU, RIGHT, LEFT)
+    return interpolate_consolidation(filled, hu, room, spacing_zyx, AIR_HU, (RIGHT, LEFT)), airway
 
 
 def _fill_both(lungs_air: np.ndarray, rest: np.ndarray, allowed: np.ndarray, spacing_zyx, depth: np.ndarray) -> np.ndarray:
