@@ -22,7 +22,7 @@ At the dome the lung is a ring around the liver and consolidation sits right
 above it, so the endpoints are the slices' hole-filled outlines, not the aerated
 mask alone. Only dense soft tissue (not bone, not air) inside the interpolated
 outline eroded by :data:`MARGIN_MM`, connected to the lung and holding at least
-:data:`MIN_CONSOLIDATION_ML` is taken, then grown back through the margin only
+:data:`MIN_CONSOLIDATION_ML` (or :data:`MIN_CONSOLIDATION_FRACTION` of a small lung) is taken, then grown back through the margin only
 next to what was accepted. The heart stays out because both endpoint outlines
 exclude it: the heart border moves smoothly in z, so an interpolation between two
 outlines that stop at it stays on the lung side of it to within the margin. Runs
@@ -65,6 +65,12 @@ MIN_ENDPOINT_AREA_RATIO = 0.5
 consolidated run the lung's cross-section changes by a few percent per slice; a run bracketed by a
 sliver (the lung's tip under the dome, the apex) is the dome itself, where interpolating towards the
 next full outline would sweep the liver into the lung."""
+
+
+MIN_CONSOLIDATION_FRACTION = 0.01
+"""A bridged region also counts when it holds 1 % of its lung's volume: :data:`MIN_CONSOLIDATION_ML`
+was set on adult-sized lungs (~2.5 L), and a small chest scales its consolidations down with its
+lungs, while the interpolated outline already excludes what normal anatomy puts between two clean slices."""
 
 
 def _signed_distance(mask2d: np.ndarray, spacing_yx) -> np.ndarray:
@@ -123,7 +129,8 @@ def interpolate_consolidation(filled: np.ndarray, hu: np.ndarray, room: np.ndarr
         candidate = dense & prior
         core = candidate & ndi.binary_erosion(prior | own, margin)
         parts, count = ndi.label(core, FACES)
-        big = np.bincount(parts.ravel(), minlength=count + 1) * voxel_ml >= MIN_CONSOLIDATION_ML
+        min_ml = min(MIN_CONSOLIDATION_ML, MIN_CONSOLIDATION_FRACTION * np.count_nonzero(own) * voxel_ml)
+        big = np.bincount(parts.ravel(), minlength=count + 1) * voxel_ml >= min_ml
         touching = np.zeros(count + 1, dtype=bool)
         touching[np.unique(parts[ndi.binary_dilation(own, FACES) & core])] = True
         touching[0] = False
