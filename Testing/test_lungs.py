@@ -124,7 +124,7 @@ def test_every_pattern_in_the_phantom_dataset_regression_floor(dataset_scores):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known limitation: one 128x128 cap study with a consolidation against the mediastinum scores 0.967",
+    reason="known limitation: in the 128x128 (child-size) phantom, one cap study with consolidation at the right lung base, just above the dome, scores 0.967",
 )
 def test_every_pattern_in_the_phantom_dataset_meets_dice(dataset_scores):
     for study_id, diagnosis, scores in dataset_scores:
