@@ -3,4 +3,5 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
-exec "$root/.venv/bin/covidweak" demo --out "${1:-$root/demo_out}"
+# --overwrite replaces only an earlier demo output (the command checks its marker file).
+exec "$root/.venv/bin/covidweak" demo --out "${1:-$root/demo_out}" --overwrite
