@@ -100,6 +100,30 @@ def autocast(config: dict, device):
     return contextlib.nullcontext()
 
 
+def build_model_and_optimizer(task, config: dict, device):
+    """The task's network on ``device``, initialised from ``config["seed"]``, and its optimiser."""
+    import torch
+
+    seed_everything(config["seed"])
+    model = task.build_model(config).to(device)
+    if config["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    return model, build_optimizer(model.parameters(), config["optim"])
+
+
+def train_step(task, model, batch, config: dict, device, accumulate: int = 1) -> dict:
+    """Forward (under the config's autocast) and backward of one micro-batch; the task's outputs.
+
+    The loss is divided by ``accumulate`` so that the gradients summed over a group of
+    micro-batches are their mean. The optimiser update is the caller's.
+    """
+    batch = to_device(batch, device, config["channels_last"])
+    with autocast(config, device):
+        outputs = task.training_step(model, batch, config, device)
+    (outputs["loss"] / accumulate).backward()
+    return outputs
+
+
 def _improved(value: float, best: Optional[float], higher_is_better: bool) -> bool:
     if best is None or math.isnan(best):
         return not math.isnan(value)
@@ -139,11 +163,7 @@ def fit(task, config: dict, folder: RunFolder, device, world=None, resume_from: 
     import torch
 
     world = world or distributed.World()
-    seed_everything(config["seed"])
-    model = task.build_model(config).to(device)
-    if config["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model.parameters(), config["optim"])
+    model, optimizer = build_model_and_optimizer(task, config, device)
 
     position = {"epoch": 0, "step": 0, "batches": 0}
     selection = {"best_value": None, "best_epoch": None, "stale_epochs": 0}
@@ -208,14 +228,11 @@ def _train_epoch(task, config, model, optimizer, scheduler, position, world, dev
     model.train()
     optimizer.zero_grad(set_to_none=True)
     for index, batch in enumerate(batches):
-        batch = to_device(batch, device, config["channels_last"])
         updates = (index + 1) % accumulate == 0 or index + 1 == n_batches
         # Gradients of the micro-batches before an update stay local: one all-reduce per update.
         sync = contextlib.nullcontext() if updates or not world.distributed else model.no_sync()
         with sync:
-            with autocast(config, device):
-                outputs = task.training_step(model, batch, config, device)
-            (outputs["loss"] / accumulate).backward()
+            outputs = train_step(task, model, batch, config, device, accumulate)
         window.add(outputs)
         epoch_window.add({"loss": outputs["loss"]})
         position["batches"] += 1
