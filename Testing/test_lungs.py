@@ -122,10 +122,6 @@ def test_every_pattern_in_the_phantom_dataset_regression_floor(dataset_scores):
         assert min(scores.values()) >= 0.95, (study_id, diagnosis, scores)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: in the 128x128 (child-size) phantom, one cap study with consolidation at the right lung base, just above the dome, scores 0.967",
-)
 def test_every_pattern_in_the_phantom_dataset_meets_dice(dataset_scores):
     for study_id, diagnosis, scores in dataset_scores:
         assert min(scores.values()) >= MIN_DICE, (study_id, diagnosis, scores)

@@ -25,6 +25,12 @@ lung, with guards for the ways real chests are not symmetric:
   diaphragm with no lung under it. (Situs inversus would swap the roles and
   merely make this step miss left-sided consolidation.)
 
+The millimetre guards were set on adult chests; a child's anatomy (dome height
+difference, heart-border asymmetry, segment size) is proportionally smaller, so
+they shrink with :func:`chest_scale` (lengths linearly, volumes with its cube).
+Otherwise a child's basal consolidation lies wholly within the dome margin and is
+thinner than the adult thickness guard, and is never recovered.
+
 The midline is the body's centre in x over the lung slices (the patient table is
 not part of the body, see :func:`.masks.body_mask`). Arrays are canonical
 (z, y, x) on the working grid, x from patient right to left, so mirroring is an
@@ -53,6 +59,11 @@ MIN_CONSOLIDATION_ML = 25.0
 asymmetries of the heart border or the domes leave after the opening are ~10-15 mL.
 Smaller consolidation is left to the hole and costal-bay filling."""
 
+ADULT_LUNGS_WIDTH_MM = 220.0
+"""Width of both lungs together, right costal pleura to left, at the narrow end of adult chests
+(adults span about 23-28 cm). Chests at least this wide keep the guards as set; narrower ones
+(children: about 12-13 cm at age 5-8) scale them down in proportion."""
+
 SOFT_TISSUE_MAX_HU = 150.0
 """Consolidation is at most about +50 HU (contrast-enhanced up to ~+100); bone (ribs, spine) is above +200."""
 
@@ -62,6 +73,17 @@ def disk(radius_mm: float, spacing_yx) -> np.ndarray:
     ry, rx = (max(0, int(round(radius_mm / s))) for s in spacing_yx)
     yy, xx = np.mgrid[-ry : ry + 1, -rx : rx + 1]
     return ((yy / max(ry, 1)) ** 2 + (xx / max(rx, 1)) ** 2 <= 1.0)[None]
+
+
+def chest_scale(lungs: np.ndarray, spacing_x: float) -> float:
+    """Size of the chest relative to a small adult's, at most 1: the widest slice of ``lungs`` (z, y, x bool) in x.
+
+    The lungs' width, not the body's, so fat and arms do not count; the widest slice is
+    where the costal pleura is reached whatever a lesion does to other slices.
+    """
+    columns = lungs.any(axis=1)
+    widths = [np.ptp(np.flatnonzero(row)) + 1 for row in columns if row.any()]
+    return min(1.0, max(widths, default=0) * spacing_x / ADULT_LUNGS_WIDTH_MM)
 
 
 def _mirrored(mask: np.ndarray, centre_x: float) -> np.ndarray:
@@ -93,10 +115,12 @@ def mirror_consolidation(filled: np.ndarray, hu: np.ndarray, room: np.ndarray, b
         return filled
     centre_x = ndi.center_of_mass(body[lung_slices[0] : lung_slices[-1] + 1])[2]
     dense = room & (hu >= air_hu) & (hu < SOFT_TISSUE_MAX_HU) & (filled == 0)
-    margin = disk(MIRROR_MARGIN_MM, spacing_zyx[1:])
-    opening = disk(MIN_THICKNESS_MM / 2.0, spacing_zyx[1:])
+    scale = chest_scale(filled > 0, spacing_zyx[2])
+    margin = disk(scale * MIRROR_MARGIN_MM, spacing_zyx[1:])
+    opening = disk(scale * MIN_THICKNESS_MM / 2.0, spacing_zyx[1:])
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
-    dome = int(round(DOME_MARGIN_MM / spacing_zyx[0]))
+    min_ml = scale**3 * MIN_CONSOLIDATION_ML
+    dome = int(round(scale * DOME_MARGIN_MM / spacing_zyx[0]))
     reach = max(1, int(round(LESION_REACH_MM / spacing_zyx[0])))
     out = filled.copy()
     for label, other in ((right, left), (left, right)):
@@ -108,7 +132,7 @@ def mirror_consolidation(filled: np.ndarray, hu: np.ndarray, room: np.ndarray, b
             core &= between_lung_above_and_below(own, reach)
         core = ndi.binary_opening(core, opening)
         parts, count = ndi.label(core, FACES)
-        big = np.bincount(parts.ravel(), minlength=count + 1) * voxel_ml >= MIN_CONSOLIDATION_ML
+        big = np.bincount(parts.ravel(), minlength=count + 1) * voxel_ml >= min_ml
         big[0] = False
         touching = np.zeros(count + 1, dtype=bool)
         touching[np.unique(parts[ndi.binary_dilation(own, FACES) & core])] = True
