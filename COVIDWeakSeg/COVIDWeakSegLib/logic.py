@@ -200,8 +200,10 @@ class COVIDWeakSegLogic(ParameterizedLogic):
         reference = params.input_volume
         base = reference.GetName() if reference is not None else probability.GetName()
         name = nodes.release_output(self.scene, params, "output_lesion_segmentation", f"{base} lesions T_fg {params.t_fg:.2f}")
+        # The labels live on the probability's grid: referencing that grid (not the CT's,
+        # equal only up to float rounding of the stored geometry) keeps every voxel in place.
         node = segmentation_node_from_labels(label_image, names, colors, scene=self.scene, name=name,
-                                             reference_volume=reference)
+                                             reference_volume=probability)
         display.tag_terminology(node)
         return nodes.record_output(params, "output_lesion_segmentation", node)
 
