@@ -1,96 +1,23 @@
-"""COVIDWeakSeg Logic on a real MRML scene: overlay, thresholds, segments, tables, child process, Cancel.
+"""COVIDWeakSeg Logic on a real MRML scene: overlay, thresholds, segments, tables. The child process has its own file.
 
-A small phantom CT and random-initialised light networks (input 64) stand in
-for a patient and trained weights: the probabilities mean nothing, but every
-node, geometry and bookkeeping rule is the real one.
+Fixtures (phantom CT, random-initialised weights) live in covidweakseg_fixtures.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 import sys
-import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "COVIDWeakSeg") not in sys.path:
-    sys.path.insert(0, str(ROOT / "COVIDWeakSeg"))
+from covidweakseg_fixtures import (  # noqa: F401  (pytest finds fixtures by name in this module)
+    cam_weights, ct_volume, ijk_to_ras, logic, processed, segment_voxels, study, terminology,
+)
 
-from COVIDWeakSegLib import COVIDWeakSegLogic  # noqa: E402
-from COVIDWeakSegLib import display, samples  # noqa: E402
-from COVIDWeakSegLib.runner import ChildProcess  # noqa: E402
-
-from covidweak.errors import CancelledError, CovidWeakError, InputError, ModelError  # noqa: E402
-from covidweak.progress import Progress  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def study():
-    from covidweak.phantom import PhantomConfig, generate_study
-
-    return generate_study(5, 0, "covid", config=PhantomConfig(size=128, slices=32))
-
-
-@pytest.fixture(scope="module")
-def cam_weights(tmp_path_factory):
-    import torch
-    from covidweak.models import build_model, save_weights
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "cam-random.pt"
-    save_weights(path, build_model("cam", {"backbone": "light"}), "cam", {"backbone": "light"}, {"input_size": 64})
-    return str(path)
-
-
-@pytest.fixture
-def ct_volume(study, mrml_scene):
-    from covidweak.mrml import volume_node_from_image
-
-    return volume_node_from_image(study.ct, scene=mrml_scene, name="phantom CT")
-
-
-@pytest.fixture
-def logic(mrml_scene, tmp_path):
-    return COVIDWeakSegLogic(mrml_scene, work_dir=str(tmp_path))
-
-
-@pytest.fixture
-def processed(logic, ct_volume, cam_weights):
-    """The sync run at a T_fg inside the random network's probability range (about 0.45-0.6)."""
-    return logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5)
-
-
-def ijk_to_ras(node) -> np.ndarray:
-    import vtk
-
-    matrix = vtk.vtkMatrix4x4()
-    node.GetIJKToRASMatrix(matrix)
-    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
-
-
-def segment_voxels(segmentation_node, name: str) -> int:
-    """Voxels of one segment, counted in an export of all segments (they share one labelmap layer)."""
-    import SimpleITK as sitk
-    from covidweak.mrml import labels_from_segmentation_node
-
-    labels = sitk.GetArrayViewFromImage(labels_from_segmentation_node(segmentation_node))
-    segmentation = segmentation_node.GetSegmentation()
-    value = segmentation.GetSegmentIndex(segmentation.GetSegmentIdBySegmentName(name)) + 1
-    return int(np.count_nonzero(labels == value))
-
-
-def terminology(segmentation_node, name: str) -> str:
-    import vtk
-
-    segmentation = segmentation_node.GetSegmentation()
-    entry = vtk.reference("")
-    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(name)).GetTag("TerminologyEntry", entry)
-    return str(entry)
+from COVIDWeakSegLib import COVIDWeakSegLogic, display, samples  # noqa: E402  (covidweakseg_fixtures puts it on sys.path)
+from covidweak.errors import InputError, ModelError  # noqa: E402
 
 
 # ---------------------------------------------------------------- overlay and thresholds
@@ -241,79 +168,6 @@ def test_summary_table_lists_involvement_per_lung_and_zone(processed, logic):
     assert text.startswith("Involvement: Total ") and "right" in text and "lower" in text and "\n" not in text
 
 
-# ---------------------------------------------------------------- child process
-
-
-@pytest.mark.slow
-def test_child_process_gives_the_same_probability_as_in_process(logic, ct_volume, cam_weights):
-    import slicer
-
-    synced = slicer.util.arrayFromVolume(
-        logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5).probability).copy()
-    reports = []
-    child = logic.process(ct_volume, sync=False, progress=Progress(lambda d, t, m: reports.append((d, t, m))))
-    np.testing.assert_allclose(slicer.util.arrayFromVolume(child.probability), synced, atol=1e-5, rtol=0)
-    np.testing.assert_array_equal(ijk_to_ras(child.probability), ijk_to_ras(ct_volume))
-    assert {"lesion probability"} <= {m for _, _, m in reports}
-    done, total, _ = reports[-1]
-    assert done == total > 0
-    assert list(Path(logic.work_dir).iterdir()) == [], "the child's temporary folder is removed"
-
-
-SLOW_FAKE = textwrap.dedent("""
-    import json, subprocess, sys, time
-    grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    open(sys.argv[1], "w").write(f"{grandchild.pid}")
-    for i in range(2400):
-        print(json.dumps({"done": i, "total": 2400, "message": "pretending"}), flush=True)
-        time.sleep(0.05)
-""")
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_cancel_kills_the_child_and_its_children(logic, ct_volume, cam_weights, mrml_scene, tmp_path):
-    pid_file = tmp_path / "grandchild.pid"
-    logic.command_for = lambda *args: [sys.executable, "-c", SLOW_FAKE, str(pid_file)]
-    nodes_before = mrml_scene.GetNumberOfNodes()
-
-    def cancel_after_a_few(done, total, message):
-        if done >= 3:
-            progress.cancel()
-
-    progress = Progress(cancel_after_a_few)
-    start = time.perf_counter()
-    with pytest.raises(CancelledError):
-        logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5,
-                      sync=False, progress=progress)
-    assert time.perf_counter() - start < 30
-    grandchild = int(pid_file.read_text())
-    deadline = time.time() + 5
-    while alive(grandchild) and time.time() < deadline:
-        time.sleep(0.05)
-    assert not alive(grandchild), "the whole process group is killed"
-    assert mrml_scene.GetNumberOfNodes() == nodes_before + 1  # the parameter node only
-    assert logic.parameters.output_probability is None
-    assert not any(p.name.startswith("covidweak-segment-") for p in tmp_path.iterdir())
-
-
-def test_child_errors_arrive_as_one_line_messages():
-    fail = [sys.executable, "-c", "import sys; print('covidweak segment: error: the CT is empty: give another', "
-                                  "file=sys.stderr); sys.exit(2)"]
-    with pytest.raises(CovidWeakError, match="^the CT is empty: give another$"):
-        ChildProcess(fail).wait()
-    crash = [sys.executable, "-c", "raise RuntimeError('boom')"]
-    with pytest.raises(CovidWeakError, match="exit status 1.*RuntimeError: boom"):
-        ChildProcess(crash).wait()
-
-
 # ---------------------------------------------------------------- ownership
 
 
@@ -443,12 +297,3 @@ def test_binding_drives_combo_check_and_text_widgets(mrml_scene):
     widgets["weights"].slots["textChanged(QString)"]("/models/mscam.pt")
     params = logic.parameters
     assert (params.method, params.uncertain_segment, params.weights) == ("mscam", True, "/models/mscam.pt")
-
-
-def test_child_command_runs_the_segment_cli_with_json_progress(tmp_path):
-    from COVIDWeakSegLib.logic import segment_command
-
-    command = segment_command(tmp_path / "ct.nrrd", tmp_path / "out", "cam", "cam-light", 0.1, 0.01, "cpu")
-    assert command[1:4] == ["-m", "covidweak.progress_stream", "segment"]
-    assert command[command.index("--t-fg") + 1] == "0.1" and command[command.index("--device") + 1] == "cpu"
-    assert os.path.basename(command[0]).startswith(("python", "PythonSlicer"))
