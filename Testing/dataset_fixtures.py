@@ -36,7 +36,7 @@ def make_covid19_ct_seg(root: Path, cases=MA_CASES, masks=True, suffix=".nii.gz"
 
 
 def make_mosmeddata(root: Path) -> Path:
-    """COVID19_1110 layout: studies/CT-0..CT-4/study_XXXX.nii.gz and masks/study_XXXX_mask.nii.gz."""
+    """COVID19_1110 layout: studies/CT-0..CT-4/study_NNNN.nii.gz and masks/study_NNNN_mask.nii.gz."""
     studies = {"CT-0": (1, 2), "CT-1": (255, 256), "CT-2": (700,), "CT-4": (1100,)}
     for category, numbers in studies.items():
         for number in numbers:

@@ -17,6 +17,7 @@ DESCRIPTION = (
 
 
 def add_parser(subparsers) -> None:
+    from ..training.config import add_config_arguments
     from ..training.tasks import TASKS
 
     parser = subparsers.add_parser("train", help="train a network (configs, checkpoints, resume)",
@@ -24,9 +25,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("task", metavar="TASK", help=f"one of {', '.join(TASKS)}")
     parser.add_argument("--data", type=Path, required=True, help="dataset folder or manifest.csv")
     parser.add_argument("--out", type=Path, required=True, help="run folder (new, or existing with --resume)")
-    parser.add_argument("--config", help="YAML file, or a name in training/configs/ such as cxr-lungs.demo")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, dotted for sections: --set optim.lr=0.01 (repeatable)")
+    add_config_arguments(parser, "the task's paper config")
     add_device_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     parser.set_defaults(func=run)

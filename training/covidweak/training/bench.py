@@ -27,7 +27,7 @@ from typing import Optional
 
 from ..device import add_device_argument, resolve_device
 from ..errors import InputError
-from .config import build_config, task_defaults
+from .config import add_config_arguments, build_config, task_defaults
 from .distributed import World
 from .loop import build_model_and_optimizer, epoch_batches, train_step
 from .session import default_config_file, load_records
@@ -51,9 +51,7 @@ def add_bench_train_parser(benches) -> None:
                                 description=DESCRIPTION)
     parser.add_argument("task", metavar="TASK", help=f"one of {', '.join(TASKS)}")
     parser.add_argument("--data", type=Path, help="dataset folder or manifest.csv (default: a small generated phantom)")
-    parser.add_argument("--config", help="YAML file or name in training/configs/ (default: the task's demo config)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, as for `covidweak train` (repeatable)")
+    add_config_arguments(parser, "the task's demo config")
     add_device_argument(parser)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant (default: 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before them, compilation included "

@@ -107,7 +107,7 @@ def load_checkpoint(path: Path, task_name: str) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated zip or pickle raises any of several types
-        raise InputError(f"checkpoint {path} is damaged ({type(error).__name__}); use an epoch-XXX.pt beside it") from None
+        raise InputError(f"checkpoint {path} is damaged ({type(error).__name__}); use an epoch-NNN.pt beside it") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{path} is not a covidweak training checkpoint; give a file from a run's checkpoints/")
     if payload.get("format_version") != FORMAT_VERSION:

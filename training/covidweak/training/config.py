@@ -84,6 +84,14 @@ def read_yaml(path: Path) -> dict:
     return document
 
 
+def add_config_arguments(parser, config_default: str) -> None:
+    """``--config`` and repeatable ``--set KEY=VALUE`` for a command that builds a training config."""
+    parser.add_argument("--config", help=f"YAML file, or a name in training/configs/ such as cxr-lungs.demo "
+                                         f"(default: {config_default})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, dotted for sections: --set optim.lr=0.01 (repeatable)")
+
+
 def parse_overrides(items: Iterable[str]) -> dict:
     """``["optim.lr=0.01", "amp=bf16"]`` -> nested dict; values are YAML scalars (or lists)."""
     import yaml

@@ -8,7 +8,7 @@
     RUN_DIR/metrics.csv              step, epoch, split, metric, value (one row per number)
     RUN_DIR/tb/                      the same numbers for TensorBoard
     RUN_DIR/checkpoints/last.pt      after every epoch
-    RUN_DIR/checkpoints/epoch-XXX.pt the last ``keep_last`` epochs (Kim et al. ensemble the last ones)
+    RUN_DIR/checkpoints/epoch-NNN.pt the last ``keep_last`` epochs (Kim et al. ensemble the last ones)
     RUN_DIR/checkpoints/best.pt      the epoch with the best selection metric
 """
 
@@ -62,7 +62,7 @@ class RunFolder:
         return sorted(self.checkpoints.glob("epoch-[0-9][0-9][0-9].pt"))
 
     def save_checkpoint(self, payload: dict, epoch: int, keep_last: int, is_best: bool) -> None:
-        """``epoch-XXX.pt`` then ``last.pt`` (and ``best.pt``); prune to the last ``keep_last`` epochs."""
+        """``epoch-NNN.pt`` then ``last.pt`` (and ``best.pt``); prune to the last ``keep_last`` epochs."""
         atomic_save(payload, self.epoch_checkpoint(epoch))
         atomic_save(payload, self.last)
         if is_best:
