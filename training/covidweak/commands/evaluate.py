@@ -1,56 +1,19 @@
-"""``covidweak evaluate weakseg --data DIR --out report.json``: Table 1 of M-SEAM-NAM on held-out patients."""
+"""``covidweak evaluate TASK``: trained models against a dataset's ground truth.
+
+Each task lives in ``covidweak.commands.evaluate_<task>`` and exposes
+``add_task_parser(tasks)``, which registers its sub-subcommand and sets ``func``.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import importlib
 
-from ..device import add_device_argument
-from .segment import add_model_arguments
-
-DESCRIPTION = (
-    "Evaluate lesion segmentation models per patient as in Table 1 of M-SEAM-NAM (positive patients: Dice, recall, "
-    "precision; negative patients: Dice 1 if nothing is segmented else 0; all patients: Dice) plus a T_fg sweep "
-    "0.1-0.8 from the same probability maps. Writes a JSON report and prints a Markdown table."
-)
+EVALUATE_TASKS = ("weakseg",)
 
 
 def add_parser(subparsers) -> None:
-    from ..weakseg.infer import DEFAULT_BATCH_SIZE, T_BG, T_FG
-
     parser = subparsers.add_parser("evaluate", help="evaluate trained models on a dataset with ground truth",
                                    description="Evaluate trained models on a dataset with ground truth.")
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
-    weakseg = tasks.add_parser("weakseg", help="CT lesion segmentation (Table 1 of M-SEAM-NAM)", description=DESCRIPTION)
-    weakseg.add_argument("--data", type=Path, required=True, help="dataset folder with lesion masks (e.g. a phantom)")
-    weakseg.add_argument("--out", type=Path, required=True, help="JSON report to write")
-    add_model_arguments(weakseg, multiple=True)
-    weakseg.add_argument("--split", choices=("test", "all"), default="test",
-                         help="test: the training run's held-out patients (seed from the weights), all: every study")
-    weakseg.add_argument("--t-fg", type=float, default=T_FG, help=f"foreground threshold for Table 1 (default: {T_FG})")
-    weakseg.add_argument("--t-bg", type=float, default=T_BG, help=f"background threshold (default: {T_BG})")
-    weakseg.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="slices per network batch")
-    add_device_argument(weakseg)
-    weakseg.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    weakseg.set_defaults(func=run)
-
-
-def run(args) -> int:
-    from ..errors import InputError
-    from ..models import METHODS
-    from ..progress import tqdm_progress
-    from ..weakseg.evaluate import evaluate_methods, markdown_table
-    from ..weakseg.outputs import write_text
-
-    unknown = [m for m in args.methods if m not in METHODS]
-    if unknown:
-        raise InputError(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(METHODS)}")
-    if args.out.exists() and not args.overwrite:
-        raise InputError(f"report {args.out} already exists: choose another --out or pass --overwrite")
-    report = evaluate_methods(args.data, args.methods, args.weights, args.split, args.t_fg, args.t_bg, args.device,
-                              args.batch_size, tqdm_progress("evaluate"))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(args.out, json.dumps(report, indent=2) + "\n")
-    print(markdown_table(report))
-    print(f"wrote {args.out}")
-    return 0
+    for name in EVALUATE_TASKS:
+        importlib.import_module(f"covidweak.commands.evaluate_{name}").add_task_parser(tasks)
