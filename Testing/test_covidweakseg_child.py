@@ -13,7 +13,7 @@ import pytest
 
 from covidweakseg_fixtures import cam_weights, ct_volume, ijk_to_ras, logic, study  # noqa: F401  (fixtures by name)
 
-from COVIDWeakSegLib.runner import ChildProcess  # noqa: E402  (covidweakseg_fixtures puts it on sys.path)
+from covidweak.child_process import ChildProcess
 from covidweak.errors import CancelledError, CovidWeakError  # noqa: E402
 from covidweak.progress import Progress  # noqa: E402
 

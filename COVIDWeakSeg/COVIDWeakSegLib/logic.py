@@ -20,7 +20,7 @@ from covidweak.mrml_params import ParameterizedLogic, describe_image
 
 from . import display, nodes, results
 from .parameters import COVIDWeakSegParameters
-from .runner import ChildProcess, child_environment, python_command
+from covidweak.child_process import ChildProcess, child_environment, python_command
 
 LUNG_NAMES = {1: "Right lung", 2: "Left lung"}
 LUNG_COLORS = {1: (0.50, 0.68, 0.95), 2: (0.95, 0.72, 0.45)}

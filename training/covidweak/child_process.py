@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
-from covidweak.errors import CancelledError, CovidWeakError
-from covidweak.progress import Progress
-from covidweak.progress_stream import parse_progress_line
+from .errors import CancelledError, CovidWeakError
+from .progress import Progress
+from .progress_stream import parse_progress_line
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -45,7 +45,7 @@ def child_environment() -> dict[str, str]:
     In a Slicer extension ``covidweak`` sits next to the modules rather than in
     site-packages, so the child would not find it otherwise.
     """
-    import covidweak
+    import covidweak  # this package, located wherever it was installed or copied
 
     package_parent = str(Path(covidweak.__file__).resolve().parents[1])
     env = dict(os.environ)
