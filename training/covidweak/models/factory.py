@@ -7,6 +7,7 @@ stored with the weights (see :mod:`covidweak.models.weights`).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,12 @@ UNET_CHANNELS = {"light": (16, 32, 64, 128, 256), "paper": (32, 64, 128, 256, 51
 """MONAI U-Net widths; Tang et al. do not give theirs, "paper" is the common 32-base U-Net."""
 
 DEFAULT_ARCH = {"backbone": "light", "input_size": 448}
+
+OTHER_BUILDERS: dict[str, str] = {}
+"""Networks of the other modules (severity, diagnosis, similar cases, lesion types):
+method name -> ``"module:function"``, the function taking ``(method, arch)`` and returning a
+fresh network. Imported only when asked for, so a weight file of any method loads through
+:func:`build_model` without this module importing every network."""
 
 
 @dataclass
@@ -66,6 +73,9 @@ def build_model(method: str, arch: dict[str, Any] | None = None) -> nn.Module:
     """
     if method in CXR_METHODS:
         return build_cxr_model(method, arch)
+    if method in OTHER_BUILDERS:
+        module_name, _, function = OTHER_BUILDERS[method].partition(":")
+        return getattr(importlib.import_module(module_name), function)(method, arch)
     arch = {**DEFAULT_ARCH, **(arch or {})}
     size = arch["backbone"]
     if size not in ("light", "paper"):
