@@ -1,0 +1,431 @@
+"""CaseIndex: the library of recommendation embeddings that ``covidweak similar`` searches.
+
+DuCN (Sect. 2.3, similar case recommendation) transfers every image of the library into a
+128-d embedding, keeps them "as an index database", and recommends the library images at
+the smallest Euclidean distance from the query's embedding. The index stores one embedding
+per lung slice of each study, the study's metadata (patient, diagnosis, source path, the
+slice numbers) and the sha256 of the model that made the embeddings, since embeddings of
+two models are not comparable.
+
+Per-study aggregate: the L2-normalised mean of the study's slice embeddings
+(:func:`aggregate_embedding`), stored for every study.
+
+How studies are ranked (``search_studies``): by the best slice pair by default, i.e. a
+library study's distance to a query study is min over query slices i and library slices j
+of ||q_i - v_j||. This is the paper's comparison itself, which is image to image, and it
+names the slice pair a radiologist should look at (query_slice, match_slice), where a
+single lesion seen on a few slices drives the match instead of being averaged away by the
+lesion-free slices of both studies. ``ranking="aggregate"`` ranks by the distance between
+the two studies' aggregates instead (a whole-study similarity, less sensitive to one odd
+slice) and still reports the best slice pair inside each recommended study.
+
+Search is exact below ``approximate_from`` slices (APPROXIMATE_FROM_SLICES by default) and
+uses the FAISS IVF cache of search.py from there on; the files of storage.py are the only
+source of truth.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from . import storage
+from .search import (IVF_NPROBE, IvfCache, exact_knn, nearest_query_per_row, pairwise_distances, segment_minima,
+                     squared_norms)
+
+DUCN_EMBEDDING_DIM = 128
+"""Length of DuCN's recommendation embedding (DuCN Sect. 2.3: ResNet-18 with its 1000 outputs replaced by 128)."""
+
+APPROXIMATE_FROM_SLICES = 100_000
+"""Libraries with at least this many slices are searched with the FAISS IVF index. Below it, exact
+search of one query slice takes a few milliseconds on one core (benchmarks/bench_index.py), so
+there is nothing to win and recall is 1."""
+
+REQUIRED_STUDY_KEYS = ("study_id", "patient_id", "diagnosis", "source_path")
+RANKINGS = ("slice_pair", "aggregate")
+APPROXIMATE_CANDIDATES = 64
+"""Nearest slices first fetched per query slice when ranking studies approximately; multiplied by 4 until
+k distinct studies are among them."""
+
+
+def aggregate_embedding(slice_vectors: np.ndarray) -> np.ndarray:
+    """The study aggregate: (n, d) slice embeddings -> (d,) float32 L2-normalised mean (zeros if the mean is 0)."""
+    mean = slice_vectors.astype(np.float64).mean(axis=0)
+    norm = np.linalg.norm(mean)
+    return (mean / norm if norm > 0 else mean).astype(np.float32)
+
+
+class _Rows:
+    """A float/int array that grows by appending rows, with amortised doubling (adds stay O(added))."""
+
+    def __init__(self, array: np.ndarray):
+        self._data = array
+        self.size = len(array)
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[:self.size]
+
+    def append(self, rows: np.ndarray) -> None:
+        need = self.size + len(rows)
+        if need > len(self._data):
+            grown = np.empty((max(need, 2 * len(self._data)),) + self._data.shape[1:], self._data.dtype)
+            grown[:self.size] = self.view
+            self._data = grown
+        self._data[self.size:need] = rows
+        self.size = need
+
+
+def _text(value, key: str) -> str:
+    if isinstance(value, (str, int, np.integer)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise InputError(f"study field {key!r} is a {type(value).__name__}: give a string")
+
+
+def _study_row(study: Mapping, num_slices: int) -> dict:
+    """The studies.csv row of ``study``: the required keys as text, other str/number fields as metadata."""
+    if not isinstance(study, Mapping):
+        raise InputError(f"a study must be a dict with keys {', '.join(REQUIRED_STUDY_KEYS)}, not a {type(study).__name__}")
+    missing = [key for key in REQUIRED_STUDY_KEYS if key not in study]
+    if missing:
+        raise InputError(f"study is missing {', '.join(missing)}: give {', '.join(REQUIRED_STUDY_KEYS)}")
+    row = {key: _text(study[key], key) for key in REQUIRED_STUDY_KEYS}
+    if not row["study_id"]:
+        raise InputError("study_id is empty: give every study a unique id")
+    metadata = {}
+    for key, value in study.items():
+        if key in REQUIRED_STUDY_KEYS or key == "num_slices":
+            continue
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise InputError(f"study {row['study_id']} field {key!r} is a {type(value).__name__}: "
+                             "metadata must be strings or numbers")
+        metadata[str(key)] = value
+    return dict(row, num_slices=num_slices, metadata=metadata)
+
+
+def _check_matrix(vectors, dim: int, what: str) -> np.ndarray:
+    """(n, dim) finite float array with n >= 1, or InputError naming ``what``."""
+    if not isinstance(vectors, np.ndarray) or vectors.ndim != 2 or vectors.shape[1] != dim or len(vectors) == 0:
+        shape = getattr(vectors, "shape", type(vectors).__name__)
+        raise InputError(f"{what} has shape {shape}: give an array of shape (n, {dim}) with n >= 1")
+    if not np.issubdtype(vectors.dtype, np.floating):
+        raise InputError(f"{what} has dtype {vectors.dtype}: give float32 embeddings")
+    if not np.isfinite(vectors).all():
+        raise InputError(f"{what} holds NaN or infinite values: check the model's output for that study")
+    return vectors
+
+
+def _check_slice_numbers(slice_numbers: Sequence[int], count: int, study_id: str) -> np.ndarray:
+    numbers = np.asarray(slice_numbers)
+    if numbers.shape != (count,) or (count and numbers.dtype.kind not in "iu"):
+        raise InputError(f"study {study_id}: slice_numbers must be {count} integers, one per embedding row, "
+                         f"got shape {numbers.shape} of {numbers.dtype}")
+    if len(np.unique(numbers)) != count:
+        raise InputError(f"study {study_id}: slice_numbers repeat a slice: give each slice once")
+    return numbers.astype(np.int64)
+
+
+def _check_k(k: int, available: int, what: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k={k!r}: give a positive whole number")
+    if available == 0:
+        raise InputError("the case index is empty: add studies with `covidweak index add` first")
+    if k > available:
+        raise InputError(f"k={k} is larger than the library's {available} {what}: ask for at most {available}")
+    return int(k)
+
+
+class CaseIndex:
+    """Slice embeddings of a library of studies, persisted in a folder (storage.py) and searchable.
+
+    Make one with :meth:`create` or :meth:`open`; every change is on disk before the call returns.
+    ``approximate_from`` (slices) and ``nprobe`` (IVF cells scanned per query) may be changed on the
+    object, e.g. to force the approximate path in a test or to tune recall.
+    """
+
+    def __init__(self, folder: Path, header: storage.Header, tables: storage.Tables, approximate_from: int):
+        self.folder = Path(folder)
+        self.approximate_from = approximate_from
+        self.nprobe = IVF_NPROBE
+        self._header = header
+        self._cache: IvfCache | None = None
+        self._cache_saved = False
+        self._load(tables)
+
+    def _load(self, tables: storage.Tables) -> None:
+        self._studies = list(tables.studies)
+        self._positions = {study["study_id"]: i for i, study in enumerate(self._studies)}
+        counts = np.array([study["num_slices"] for study in self._studies], dtype=np.int64)
+        self._vectors = _Rows(np.ascontiguousarray(tables.vectors, np.float32))
+        self._squared = _Rows(squared_norms(self._vectors.view))
+        self._slice_numbers = _Rows(tables.slice_numbers.astype(np.int64))
+        self._row_study = _Rows(np.repeat(np.arange(len(counts), dtype=np.int64), counts))
+        self._aggregates = _Rows(np.ascontiguousarray(tables.aggregates, np.float32))
+
+    @classmethod
+    def create(cls, folder, model_sha256: str, dim: int = DUCN_EMBEDDING_DIM,
+               approximate_from: int = APPROXIMATE_FROM_SLICES) -> "CaseIndex":
+        """A new empty index in ``folder`` (created); InputError if the folder holds any file."""
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder} is a file: give a new or empty folder for the case index")
+        if folder.exists() and any(folder.iterdir()):
+            raise InputError(f"{folder} already holds files: give a new or empty folder for the case index "
+                             "(or open the existing index to add studies)")
+        if not isinstance(model_sha256, str) or not model_sha256:
+            raise InputError("model_sha256 is empty: give the sha256 of the weights that make the embeddings")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise InputError(f"dim={dim!r}: give the embedding length, a positive whole number")
+        folder.mkdir(parents=True, exist_ok=True)
+        empty = storage.Tables(np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+        header = storage.write_generation(folder, storage.Header(model_sha256, int(dim)), empty)
+        storage.write_header(folder, header)
+        return cls(folder, header, empty, approximate_from)
+
+    @classmethod
+    def open(cls, folder, model_sha256: str | None = None,
+             approximate_from: int = APPROXIMATE_FROM_SLICES) -> "CaseIndex":
+        """The index in ``folder``; with ``model_sha256``, InputError unless it was built by that model."""
+        folder = Path(folder)
+        header = storage.read_header(folder)
+        if model_sha256 is not None and header.model_sha256 != model_sha256:
+            raise InputError(f"case index {folder} was built with model sha256 {header.model_sha256[:12]}..., "
+                             f"the current model is {model_sha256[:12]}...: rebuild the index with that model "
+                             "(`covidweak index build`) or use the weights it was built with")
+        return cls(folder, header, storage.read_tables(folder, header), approximate_from)
+
+    # ------------------------------------------------------------------ contents
+
+    @property
+    def model_sha256(self) -> str:
+        return self._header.model_sha256
+
+    @property
+    def dim(self) -> int:
+        return self._header.dim
+
+    @property
+    def num_slices(self) -> int:
+        return self._vectors.size
+
+    def __len__(self) -> int:
+        return len(self._studies)
+
+    def has_study(self, study_id: str) -> bool:
+        return study_id in self._positions
+
+    def study_ids(self) -> list[str]:
+        return [study["study_id"] for study in self._studies]
+
+    def study(self, study_id: str) -> dict:
+        """One study's metadata: the required keys, num_slices, slice_numbers (list) and its other fields."""
+        position = self._position(study_id)
+        study = self._studies[position]
+        rows = self._rows_of(position)
+        return dict(study["metadata"], **{key: study[key] for key in storage.STUDY_COLUMNS if key != "metadata"},
+                    slice_numbers=self._slice_numbers.view[rows].tolist())
+
+    def _position(self, study_id: str) -> int:
+        if study_id not in self._positions:
+            raise InputError(f"study {study_id!r} is not in the case index {self.folder}: "
+                             "list the indexed studies with index.study_ids()")
+        return self._positions[study_id]
+
+    def _starts(self) -> np.ndarray:
+        counts = [study["num_slices"] for study in self._studies]
+        return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+    def _rows_of(self, position: int) -> slice:
+        start = sum(study["num_slices"] for study in self._studies[:position])
+        return slice(start, start + self._studies[position]["num_slices"])
+
+    # ------------------------------------------------------------------ changes
+
+    def add_study(self, study: Mapping, slice_vectors: np.ndarray, slice_numbers: Sequence[int]) -> None:
+        """Add one study: slice_vectors (n, dim) float32, one row per entry of slice_numbers."""
+        self.add_studies([(study, slice_vectors, slice_numbers)])
+
+    def add_studies(self, items: Iterable[tuple[Mapping, np.ndarray, Sequence[int]]]) -> None:
+        """Add several studies in one write (all or none): items of (study, slice_vectors, slice_numbers)."""
+        rows, vectors, numbers = [], [], []
+        for study, slice_vectors, slice_numbers in items:
+            count = len(slice_vectors) if hasattr(slice_vectors, "__len__") else 0
+            row = _study_row(study, count)
+            if row["study_id"] in self._positions:
+                raise InputError(f"study {row['study_id']} is already in the case index: remove it first to replace it")
+            checked = _check_matrix(slice_vectors, self.dim, f"slice_vectors of study {row['study_id']}")
+            if checked.dtype != np.float32:
+                raise InputError(f"slice_vectors of study {row['study_id']} have dtype {checked.dtype}: "
+                                 "give float32 (.astype(numpy.float32))")
+            numbers.append(_check_slice_numbers(slice_numbers, len(checked), row["study_id"]))
+            rows.append(row)
+            vectors.append(checked)
+        if len({row["study_id"] for row in rows}) != len(rows):
+            raise InputError("the same study_id appears twice among the studies to add: give each study once")
+        if not rows:
+            return
+        new_vectors = np.concatenate(vectors)
+        new_aggregates = np.stack([aggregate_embedding(v) for v in vectors])
+        ids = [row["study_id"] for row in rows]
+        header = storage.append_rows(self.folder, self._header, new_vectors, new_aggregates,
+                                     storage.study_rows_bytes(rows), storage.slice_rows_bytes(ids, numbers), len(rows))
+        self._commit(header)
+        first_row, first_position = self.num_slices, len(self._studies)
+        for position, row in enumerate(rows, start=first_position):
+            self._positions[row["study_id"]] = position
+        self._studies.extend(rows)
+        self._vectors.append(new_vectors)
+        self._squared.append(squared_norms(new_vectors))
+        self._slice_numbers.append(np.concatenate(numbers))
+        self._row_study.append(np.repeat(np.arange(first_position, len(self._studies)), [len(v) for v in vectors]))
+        self._aggregates.append(new_aggregates)
+        if self._cache is not None:
+            self._cache.add(new_vectors, first_row)
+
+    def remove_study(self, study_id: str) -> None:
+        self.remove_studies([study_id])
+
+    def remove_studies(self, study_ids: Iterable[str]) -> None:
+        """Remove studies (all or none); InputError naming the first unknown id. Rewrites the files once."""
+        positions = {self._position(study_id) for study_id in study_ids}
+        if not positions:
+            return
+        keep_study = np.ones(len(self._studies), dtype=bool)
+        keep_study[sorted(positions)] = False
+        keep_row = keep_study[self._row_study.view]
+        tables = storage.Tables(self._vectors.view[keep_row], self._aggregates.view[keep_study],
+                                self._slice_numbers.view[keep_row],
+                                [study for study, keep in zip(self._studies, keep_study) if keep])
+        next_header = storage.Header(self.model_sha256, self.dim, self._header.generation + 1)
+        self._commit(storage.write_generation(self.folder, next_header, tables))
+        self._load(tables)
+        if self._cache is not None:
+            self._cache = self._cache.reset(self._vectors.view)
+
+    def _commit(self, header: storage.Header) -> None:
+        storage.write_header(self.folder, header)
+        self._header = header
+        self._cache_saved = False
+        storage.remove_stale_files(self.folder, header)
+
+    # ------------------------------------------------------------------ search
+
+    def _queries(self, vectors, what: str) -> np.ndarray:
+        return np.ascontiguousarray(_check_matrix(vectors, self.dim, what), np.float32)
+
+    def uses_approximate_search(self) -> bool:
+        return self.num_slices >= self.approximate_from
+
+    def _ivf(self) -> IvfCache:
+        """The FAISS cache for the current state: in memory, else read from the folder, else built (and saved)."""
+        path = self.folder / storage.cache_name(self._header.generation, self.num_slices)
+        if self._cache is not None and self._cache.grown_too_much(self.num_slices):
+            self._cache = None
+        if self._cache is None and path.exists():
+            self._cache = IvfCache.read(path, self.num_slices)
+            self._cache_saved = self._cache is not None
+        if self._cache is None:
+            self._cache = IvfCache(self._vectors.view)
+        if not self._cache_saved:
+            try:
+                self._cache.write(path)
+                self._cache_saved = True
+            except (OSError, RuntimeError):
+                # A read-only library can still be searched; the next writable open saves the cache.
+                pass
+        return self._cache
+
+    def _knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """queries (m, d), k -> distances (m, k), library rows (m, k), nearest first."""
+        if not self.uses_approximate_search():
+            return exact_knn(queries, self._vectors.view, self._squared.view, k)
+        distances, rows = self._ivf().knn(queries, k, self.nprobe)
+        short = np.flatnonzero((rows < 0).any(axis=1))
+        if len(short):
+            # The probed cells held fewer than k vectors: answer those queries exactly rather than with holes.
+            distances[short], rows[short] = exact_knn(queries[short], self._vectors.view, self._squared.view, k)
+        return distances, rows
+
+    def search_slices(self, vectors: np.ndarray, k: int) -> list[list[dict]]:
+        """The k nearest library slices of each query vector: vectors (m, dim) -> m lists of
+        {rank, study_id, slice, distance}, nearest first."""
+        queries = self._queries(vectors, "query vectors")
+        k = _check_k(k, self.num_slices, "slices")
+        distances, rows = self._knn(queries, k)
+        study_of, numbers = self._row_study.view, self._slice_numbers.view
+        return [[{"rank": rank, "study_id": self._studies[study_of[row]]["study_id"], "slice": int(numbers[row]),
+                  "distance": float(distance)} for rank, (distance, row) in enumerate(zip(line_d, line_r), start=1)]
+                for line_d, line_r in zip(distances, rows)]
+
+    def search_studies(self, slice_vectors: np.ndarray, k: int, ranking: str = "slice_pair") -> list[dict]:
+        """The k library studies most similar to a query study, slice_vectors (n, dim) its slice embeddings.
+
+        Each result: rank, study_id, patient_id, diagnosis, source_path, distance, query_slice (row of
+        slice_vectors) and match_slice (slice number in that study) of the best-matching slice pair.
+        ``ranking`` is "slice_pair" (the distance of that pair) or "aggregate" (see the module docstring).
+        """
+        queries = self._queries(slice_vectors, "query slice_vectors")
+        k = _check_k(k, len(self._studies), "studies")
+        if ranking not in RANKINGS:
+            raise InputError(f"ranking={ranking!r}: give one of {', '.join(RANKINGS)}")
+        if ranking == "aggregate":
+            return self._by_aggregate(queries, k)
+        found = self._best_pairs_approximate(queries, k) if self.uses_approximate_search() else None
+        if found is None:
+            found = self._best_pairs_exact(queries, k)
+        return [self._study_result(rank, *match) for rank, match in enumerate(found, start=1)]
+
+    def _best_pairs_exact(self, queries: np.ndarray, k: int) -> list[tuple[int, float, int, int]]:
+        """(study position, distance, query row, library row) of the k studies with the nearest slice pair."""
+        distance, query_row = nearest_query_per_row(queries, self._vectors.view, self._squared.view)
+        best_row = segment_minima(distance, self._starts())
+        order = np.lexsort((np.arange(len(best_row)), distance[best_row]))[:k]
+        return [(int(s), float(distance[best_row[s]]), int(query_row[best_row[s]]), int(best_row[s])) for s in order]
+
+    def _best_pairs_approximate(self, queries: np.ndarray, k: int) -> list[tuple[int, float, int, int]] | None:
+        """As _best_pairs_exact from the IVF's nearest slices of each query slice; None when the probed
+        cells cannot supply k distinct studies (the caller then searches exactly)."""
+        wanted = min(self.num_slices, APPROXIMATE_CANDIDATES)
+        while True:
+            distances, rows = self._ivf().knn(queries, wanted, self.nprobe)
+            query_rows = np.broadcast_to(np.arange(len(queries))[:, None], rows.shape)
+            found = rows >= 0
+            distances, rows, query_rows = distances[found], rows[found], query_rows[found]
+            order = np.lexsort((rows, distances))
+            studies = self._row_study.view[rows[order]]
+            _, first = np.unique(studies, return_index=True)
+            if len(first) >= k:
+                picked = order[np.sort(first)[:k]]
+                return [(int(self._row_study.view[rows[i]]), float(distances[i]), int(query_rows[i]), int(rows[i]))
+                        for i in picked]
+            if wanted >= self.num_slices:
+                return None
+            wanted = min(self.num_slices, wanted * 4)
+
+    def _by_aggregate(self, queries: np.ndarray, k: int) -> list[dict]:
+        query = aggregate_embedding(queries)[None, :]
+        distances = pairwise_distances(query, self._aggregates.view, squared_norms(self._aggregates.view))[0]
+        results = []
+        for rank, position in enumerate(np.lexsort((np.arange(len(distances)), distances))[:k], start=1):
+            rows = self._rows_of(int(position))
+            pair = pairwise_distances(queries, self._vectors.view[rows], self._squared.view[rows])
+            query_row, offset = np.unravel_index(np.argmin(pair), pair.shape)
+            results.append(self._study_result(rank, int(position), float(distances[position]), int(query_row),
+                                              rows.start + int(offset)))
+        return results
+
+    def _study_result(self, rank: int, position: int, distance: float, query_row: int, library_row: int) -> dict:
+        study = self._studies[position]
+        return {"rank": rank, "study_id": study["study_id"], "patient_id": study["patient_id"],
+                "diagnosis": study["diagnosis"], "source_path": study["source_path"], "distance": distance,
+                "query_slice": query_row, "match_slice": int(self._slice_numbers.view[library_row])}
