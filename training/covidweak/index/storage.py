@@ -43,7 +43,9 @@ VECTOR_DTYPE = np.dtype("<f4")
 STUDY_COLUMNS = ("study_id", "patient_id", "diagnosis", "source_path", "num_slices", "metadata")
 SLICE_COLUMNS = ("study_id", "slice")
 GENERATION_FILE = re.compile(r"^(vectors|aggregates)-(\d+)\.f32$|^(slices|studies)-(\d+)\.csv$|^faiss-(\d+)-(\d+)\.ivf$")
-"""Every file name the index writes; anything else in the folder belongs to someone else."""
+"""Every file name the index keeps; anything else in the folder belongs to someone else."""
+TEMP_FILE = re.compile(r"^\.(index\.json\.\w+|faiss-\d+-\d+\.ivf)\.tmp$")
+"""Temporary files of a header or cache write that a kill interrupted."""
 
 REBUILD_HINT = "rebuild it with `covidweak index build`"
 
@@ -181,17 +183,12 @@ def append_rows(folder: Path, header: Header, vectors: np.ndarray, aggregates: n
 
 
 def remove_stale_files(folder: Path, header: Header) -> None:
-    """Delete the files of other generations (left by a removal or by a killed write) and stale caches."""
+    """Delete the files of other generations (left by a removal or by a killed write), stale caches and
+    the temporary files of killed writes."""
     keep = set(file_names(header.generation).values()) | {cache_name(header.generation, header.slices)}
     for path in folder.iterdir():
-        if GENERATION_FILE.match(path.name) and path.name not in keep:
+        if (GENERATION_FILE.match(path.name) and path.name not in keep) or TEMP_FILE.match(path.name):
             path.unlink(missing_ok=True)
-
-
-def foreign_files(folder: Path) -> list[str]:
-    """Names in ``folder`` that are neither the header nor index files (temp files of ours included)."""
-    return sorted(path.name for path in folder.iterdir()
-                  if path.name != HEADER_NAME and not GENERATION_FILE.match(path.name))
 
 
 def read_header(folder: Path) -> Header:
