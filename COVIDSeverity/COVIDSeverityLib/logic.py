@@ -32,7 +32,6 @@ MODALITY_NAMES = {"ct": "chest CT", "cxr": "chest X-ray"}
 DEVICES = ("auto", "cpu", "cuda")
 ZONE_LINE_ROLE = "output_zone_line"
 TABLE_ROLES = ("output_zone_table", "output_diagnosis_table", "output_slice_table")
-GEOMETRY_TOLERANCE_MM = 1e-3
 
 
 @dataclass
@@ -167,18 +166,18 @@ class COVIDSeverityLogic(ParameterizedLogic):
 
     def _show_cxr(self, volume, reference, result: outputs.CxrSeverity) -> SeverityNodes:
         import SimpleITK as sitk
-        from covidweak.mrml import (mark_created, ramp_color_table, show_in_slice_views,
+        from covidweak.mrml import (mark_created, on_volume_grid, ramp_color_table, show_in_slice_views,
                                     style_probability_overlay, volume_node_from_image)
 
         params, base, report = self.parameters, volume.GetName(), result.report
-        probability_map = on_grid(result.probability_map, reference, outputs.CXR_MAP)
+        probability_map = on_volume_grid(result.probability_map, reference, outputs.CXR_MAP)
         probability = self._record("output_probability", volume_node_from_image(
             probability_map, scene=self.scene, name=f"{base} severity probability"))
         table = ramp_color_table(self.scene, display.COLOR_TABLE_TAG, display.COLOR_TABLE_NAME, display.RAMP)
         style_probability_overlay(probability, table, display.OVERLAY_LOWER)
         show_in_slice_views(self.scene, volume, probability, params.opacity)
 
-        lungs = sitk.GetArrayFromImage(on_grid(result.lungs, reference, outputs.CXR_LUNGS))
+        lungs = sitk.GetArrayFromImage(on_volume_grid(result.lungs, reference, outputs.CXR_LUNGS))
         labels = sitk.GetImageFromArray(outputs.zone_label_map_2d(lungs[0])[None])
         labels.CopyInformation(reference)
         segmentation = self._zone_segmentation(labels, result.probability, f"{base} severity zones", volume)
@@ -205,8 +204,10 @@ class COVIDSeverityLogic(ParameterizedLogic):
         return line_markup_node(self.scene, name, start, end, display.ZONE_LINE_COLOR)
 
     def _show_ct(self, volume, reference, result: outputs.CtSeverity) -> SeverityNodes:
+        from covidweak.mrml import on_volume_grid
+
         base, report = volume.GetName(), result.report
-        zones = on_grid(result.zones, reference, outputs.CT_ZONES)
+        zones = on_volume_grid(result.zones, reference, outputs.CT_ZONES)
         scores = display.ct_zone_scores(report)
         segmentation = self._zone_segmentation(zones, scores / display.CT_ZONE_SCORE_MAX,
                                                f"{base} severity zones", volume)
@@ -340,25 +341,3 @@ def classify_image(image) -> str:
     check_ct(image)
     return "ct"
 
-
-def on_grid(image, reference, name: str):
-    """``image`` with ``reference``'s exact geometry, after checking it is the same grid.
-
-    NIfTI stores geometry in float32, so read-back images differ from the input
-    in the last digits; copying the input's numbers makes the new nodes'
-    IJKToRAS equal the input's. A 2-D output of a one-slice input is stacked.
-    """
-    import SimpleITK as sitk
-    from covidweak.errors import CovidWeakError
-
-    if image.GetDimension() == 2 and reference.GetDimension() == 3:
-        image = sitk.JoinSeries(image)
-    same = (image.GetSize() == reference.GetSize()
-            and np.allclose(image.GetSpacing(), reference.GetSpacing(), atol=GEOMETRY_TOLERANCE_MM)
-            and np.allclose(image.GetOrigin(), reference.GetOrigin(), atol=GEOMETRY_TOLERANCE_MM)
-            and np.allclose(image.GetDirection(), reference.GetDirection(), atol=1e-5))
-    if not same:
-        raise CovidWeakError(f"{name} is not on the input's grid: the output folder belongs to another image; "
-                             "run the command again on this volume")
-    image.CopyInformation(reference)
-    return image

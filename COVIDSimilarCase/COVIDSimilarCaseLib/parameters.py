@@ -1,4 +1,4 @@
-"""What the COVIDSimilarCase panel remembers in the scene."""
+"""What the COVIDSimilarCase panel remembers in the scene (see covidweak.mrml_params)."""
 
 from __future__ import annotations
 
@@ -13,3 +13,18 @@ class COVIDSimilarCaseParameters:
     index_dir: str = parameter("")
     # How many similar cases to list (DuCN recommends a short ranked list).
     k: int = parameter(5, minimum=1, maximum=50)
+    # Query with the slice shown in the Red view only (covidweak similar --slice K) instead of the whole CT.
+    slice_only: bool = parameter(False)
+    # A folder of CTs or a manifest.csv to build an index from (covidweak index build --data).
+    data_dir: str = parameter("")
+    # A folder written by ``covidweak clusters --data ... --out MODEL_DIR``.
+    cluster_model_dir: str = parameter("")
+    device: str = parameter("auto")
+    # Off by default: every run adds new nodes, earlier results stay for comparison.
+    replace_outputs: bool = parameter(False)
+    output_results_table: object = node_reference("vtkMRMLTableNode")
+    output_case_volume: object = node_reference("vtkMRMLScalarVolumeNode")
+    output_lesion_segmentation: object = node_reference("vtkMRMLSegmentationNode")
+    output_lesion_table: object = node_reference("vtkMRMLTableNode")
+    output_library_table: object = node_reference("vtkMRMLTableNode")
+    output_tsne_chart: object = node_reference("vtkMRMLPlotChartNode")

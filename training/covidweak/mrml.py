@@ -548,3 +548,26 @@ def show_in_slice_views(scene, background, foreground=None, opacity: float = 0.5
             composite.SetForegroundOpacity(float(opacity))
         shown += 1
     return shown
+
+
+def on_volume_grid(image: sitk.Image, reference: sitk.Image, name: str,
+                   tolerance_mm: float = 1e-3) -> sitk.Image:
+    """``image`` (a command's output read from disk) with ``reference``'s exact geometry.
+
+    NIfTI stores geometry in float32, so an output read back differs from the
+    input in the last digits; after checking it is the same grid (within
+    ``tolerance_mm``), the input's numbers are copied so new nodes get the
+    input's IJKToRAS exactly. A 2-D output of a one-slice input is stacked.
+    Raises :class:`InputError` naming ``name`` for another grid.
+    """
+    if image.GetDimension() == 2 and reference.GetDimension() == 3:
+        image = sitk.JoinSeries(image)
+    same = (image.GetSize() == reference.GetSize()
+            and np.allclose(image.GetSpacing(), reference.GetSpacing(), atol=tolerance_mm)
+            and np.allclose(image.GetOrigin(), reference.GetOrigin(), atol=tolerance_mm)
+            and np.allclose(image.GetDirection(), reference.GetDirection(), atol=1e-5))
+    if not same:
+        raise InputError(f"{name} is not on the input's grid: the output folder belongs to another image; "
+                         "run the command again on this volume")
+    image.CopyInformation(reference)
+    return image
