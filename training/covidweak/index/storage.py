@@ -28,7 +28,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,9 +104,10 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_header(folder: Path, header: Header) -> None:
     """Atomically replace ``index.json`` (the commit point of every change)."""
-    handle, temp = tempfile.mkstemp(prefix=".index.json.", suffix=".tmp", dir=folder)
+    # Not mkstemp: its files are private (0600), and the header must be as readable as the other files.
+    temp = folder / f".{HEADER_NAME}.{os.getpid()}.tmp"
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        with open(temp, "w", encoding="utf-8") as stream:
             json.dump(header.to_json(), stream, indent=2)
             stream.write("\n")
             stream.flush()
@@ -115,7 +115,7 @@ def write_header(folder: Path, header: Header) -> None:
         os.replace(temp, folder / HEADER_NAME)
         _fsync_dir(folder)
     finally:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
 
 
 def study_rows_bytes(studies: list[dict]) -> bytes:
