@@ -98,8 +98,10 @@ def diagnose_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, devic
     start = time.perf_counter()
     torch_device = resolve_device(device)
     lungs = lung_labels_for(ct, lungs, progress)
-    hu = sitk.GetArrayViewFromImage(to_canonical(ct))
-    todo = lung_slices(sitk.GetArrayViewFromImage(to_canonical(lungs)))
+    # Array views die with their image: keep the canonical images alive while the views are used.
+    ct_canonical, lungs_canonical = to_canonical(ct), to_canonical(lungs)
+    hu = sitk.GetArrayViewFromImage(ct_canonical)
+    todo = lung_slices(sitk.GetArrayViewFromImage(lungs_canonical))
     model.model.to(torch_device).eval()
     stacks = prepare_stacks(hu, todo, model.preprocess)
     probs = slice_probabilities(model.model, stacks, torch_device, batch_size, progress)
