@@ -188,6 +188,16 @@ def test_empty_index_and_k_larger_than_the_library(tmp_path):
         index.search_slices(_vectors(0, 1)[0], 1)
 
 
+def test_open_or_create_resumes_a_build(tmp_path):
+    first = CaseIndex.open_or_create(tmp_path / "ix", SHA, dim=DIM)
+    first.add_study(_study(0), _vectors(0, 2), [0, 1])
+    assert CaseIndex.open_or_create(tmp_path / "ix", SHA, dim=DIM).study_ids() == ["study0"]
+    with pytest.raises(InputError, match="model sha256"):
+        CaseIndex.open_or_create(tmp_path / "ix", "b" * 64, dim=DIM)
+    with pytest.raises(InputError, match="8-d"):
+        CaseIndex.open_or_create(tmp_path / "ix", SHA, dim=16)
+
+
 def test_pending_studies_skips_indexed_records(tmp_path):
     index = _filled(tmp_path / "ix", 2)
     records = [StudyRecord(f"study{i}", "p", "covid", Path("/ct.nii.gz"), "phantom") for i in range(4)]

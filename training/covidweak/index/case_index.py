@@ -204,6 +204,19 @@ class CaseIndex:
                              "(`covidweak index build`) or use the weights it was built with")
         return cls(folder, header, storage.read_tables(folder, header), approximate_from)
 
+    @classmethod
+    def open_or_create(cls, folder, model_sha256: str, dim: int = DUCN_EMBEDDING_DIM,
+                       approximate_from: int = APPROXIMATE_FROM_SLICES) -> "CaseIndex":
+        """The index in ``folder`` when it holds one (which ``model_sha256`` must have built), else a new
+        empty one: what a resumable build starts from (see resume.pending_studies)."""
+        if (Path(folder) / storage.HEADER_NAME).exists():
+            index = cls.open(folder, model_sha256, approximate_from)
+            if index.dim != dim:
+                raise InputError(f"case index {folder} holds {index.dim}-d embeddings, the model makes {dim}-d: "
+                                 "rebuild it with `covidweak index build` into a new folder")
+            return index
+        return cls.create(folder, model_sha256, dim, approximate_from)
+
     # ------------------------------------------------------------------ contents
 
     @property

@@ -223,19 +223,25 @@ def read_header(folder: Path) -> Header:
     return header
 
 
-def _read_prefix(path: Path, length: int, what: str) -> bytes:
-    """The first ``length`` bytes of ``path``; InputError when the file is missing or shorter."""
+def _check_length(path: Path, length: int, what: str) -> None:
+    """InputError when ``path`` is missing or shorter than the ``length`` bytes the header counts."""
     if not path.exists():
         raise InputError(f"case index file {path} is missing: {REBUILD_HINT}")
     size = path.stat().st_size
     if size < length:
         raise InputError(f"{what} {path} is truncated ({size} bytes, the header needs {length}): {REBUILD_HINT}")
-    with open(path, "rb") as stream:
-        return stream.read(length)
+
+
+def _read_matrix(path: Path, rows: int, dim: int) -> np.ndarray:
+    """The first ``rows`` rows (rows, dim) float32 of a raw matrix file."""
+    _check_length(path, rows * dim * VECTOR_DTYPE.itemsize, "vectors file")
+    return np.fromfile(path, dtype=VECTOR_DTYPE, count=rows * dim).reshape(rows, dim).astype(np.float32, copy=False)
 
 
 def _read_csv(path: Path, length: int, columns: tuple[str, ...]) -> list[list[str]]:
-    data = _read_prefix(path, length, "table")
+    _check_length(path, length, "table")
+    with open(path, "rb") as stream:
+        data = stream.read(length)
     try:
         rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     except (UnicodeDecodeError, csv.Error) as error:
@@ -248,14 +254,10 @@ def _read_csv(path: Path, length: int, columns: tuple[str, ...]) -> list[list[st
 def read_tables(folder: Path, header: Header) -> Tables:
     """Load the valid prefix of every file of the header's generation and check they agree with each other."""
     names = file_names(header.generation)
-    row_bytes = header.dim * VECTOR_DTYPE.itemsize
-    vectors = np.frombuffer(_read_prefix(folder / names["vectors"], header.slices * row_bytes, "vectors file"),
-                            VECTOR_DTYPE).reshape(header.slices, header.dim).copy()
-    aggregates = np.frombuffer(_read_prefix(folder / names["aggregates"], header.studies * row_bytes, "vectors file"),
-                               VECTOR_DTYPE).reshape(header.studies, header.dim).copy()
+    vectors = _read_matrix(folder / names["vectors"], header.slices, header.dim)
+    aggregates = _read_matrix(folder / names["aggregates"], header.studies, header.dim)
     study_rows = _read_csv(folder / names["studies"], header.study_bytes, STUDY_COLUMNS)
     slice_rows = _read_csv(folder / names["slices"], header.slice_bytes, SLICE_COLUMNS)
-    where = folder / names["studies"]
     if len(study_rows) != header.studies or len(slice_rows) != header.slices:
         raise InputError(f"case index {folder} is corrupt ({len(study_rows)} studies and {len(slice_rows)} slices "
                          f"in the tables, {header.studies} and {header.slices} in the header): {REBUILD_HINT}")
@@ -263,10 +265,12 @@ def read_tables(folder: Path, header: Header) -> Tables:
         studies = [{"study_id": row[0], "patient_id": row[1], "diagnosis": row[2], "source_path": row[3],
                     "num_slices": int(row[4]), "metadata": json.loads(row[5])} for row in study_rows]
         slice_numbers = np.array([int(row[1]) for row in slice_rows], dtype=np.int64)
-    except (ValueError, json.JSONDecodeError) as error:
-        raise InputError(f"table {where} is corrupt ({error}): {REBUILD_HINT}") from None
-    owners = np.repeat([study["study_id"] for study in studies], [study["num_slices"] for study in studies])
-    if len(owners) != header.slices or any(owner != row[0] for owner, row in zip(owners, slice_rows)):
+        owners = np.repeat(np.array([study["study_id"] for study in studies], dtype=object),
+                           [study["num_slices"] for study in studies])
+    except ValueError as error:  # json.JSONDecodeError is a ValueError, as are negative slice counts
+        raise InputError(f"case index {folder} has a corrupt table ({error}): {REBUILD_HINT}") from None
+    listed = np.array([row[0] for row in slice_rows], dtype=object)
+    if len(owners) != header.slices or not np.array_equal(owners, listed):
         raise InputError(f"case index {folder} is corrupt (slices.csv does not list each study's slices "
                          f"in studies.csv order): {REBUILD_HINT}")
     return Tables(vectors, aggregates, slice_numbers, studies)
