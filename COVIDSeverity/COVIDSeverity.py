@@ -1,6 +1,7 @@
 """COVIDSeverity: COVID-19 severity from a chest CT or chest X-ray (panel and self-test).
 
-The panel is a thin shell over COVIDSeverityLib.logic.
+The panel is a thin shell over COVIDSeverityLib.logic, which the Python
+console, headless scripts and pytest use directly.
 """
 
 import slicer
@@ -14,6 +15,12 @@ from slicer.util import VTKObservationMixin
 from covidweak.slicer_panel import PanelController, WidgetBinding
 from COVIDSeverityLib import COVIDSeverityLogic
 
+BOUND_WIDGETS = {
+    "input_volume": "inputVolumeSelector", "device": "deviceComboBox", "diagnose": "diagnoseCheckBox",
+    "severity_weights": "severityWeightsLineEdit", "lungs_weights": "lungsWeightsLineEdit",
+    "seg_method": "segMethodComboBox", "opacity": "opacitySlider", "replace_outputs": "replaceOutputsCheckBox",
+}
+
 
 class COVIDSeverity(ScriptedLoadableModule):
     def __init__(self, parent):
@@ -23,8 +30,10 @@ class COVIDSeverity(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["covidweak developers"]
         self.parent.helpText = (
-            "Scores COVID-19 severity of a chest CT or of a chest X-ray (loaded as a one-slice volume) "
-            "and localizes the findings.<br><b>Research use only, not for clinical use.</b>"
+            "Scores COVID-19 severity of a chest X-ray (loaded as a one-slice volume: probability overlay, "
+            "zone lines, 3x2 zone array, global score 0-6) or of a chest CT (involvement per lung zone, "
+            "zone score 0-30, diagnosis probabilities with a per-slice plot; click a point to jump to the "
+            "slice). Export writes every table as CSV.<br><b>Research use only, not for clinical use.</b>"
         )
         self.parent.acknowledgementText = (
             "Built on 3D Slicer, SimpleITK and PyTorch. Methods follow the multiscale CT classification "
@@ -37,6 +46,7 @@ class COVIDSeverityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self.plotView = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -45,13 +55,17 @@ class COVIDSeverityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(panel)
         panel.setMRMLScene(slicer.mrmlScene)
 
-        self.logic = COVIDSeverityLogic()
+        self.logic = COVIDSeverityLogic(work_dir=slicer.app.temporaryPath)
         self.panel = PanelController(self.ui.statusLabel, self.ui.progressBar, self.ui.cancelButton,
                                      process_events=slicer.app.processEvents)
-        self.binding = WidgetBinding(lambda: self.logic.parameters, {"input_volume": self.ui.inputVolumeSelector},
+        self.binding = WidgetBinding(lambda: self.logic.parameters,
+                                     {name: getattr(self.ui, widget) for name, widget in BOUND_WIDGETS.items()},
                                      on_error=lambda message: self.panel.show_status(message, error=True))
         self.binding.connect()
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
+        self.ui.opacitySlider.connect("valueChanged(double)", lambda value: self.panel.attempt(self.logic.set_opacity))
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.exportButton.connect("clicked(bool)", self.onExport)
         self.ui.cancelButton.connect("clicked(bool)", self.panel.cancel)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneChanged)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneChanged)
@@ -59,38 +73,101 @@ class COVIDSeverityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self):
         self.removeObservers()
+        if self.plotView is not None:
+            self.plotView.disconnect("dataPointClicked(QString,int)", self.onPlotPointClicked)
 
     def onSceneChanged(self, caller=None, event=None):
         self.binding.update_widgets()
         self.onInputChanged(self.ui.inputVolumeSelector.currentNode())
+        self.showResults()
 
     def onInputChanged(self, volume):
+        usable = volume is not None and self.panel.attempt(lambda: self.logic.describe_input(volume))
         if volume is None:
             self.panel.show_status("Select a chest CT or chest X-ray volume.")
+        self.ui.applyButton.enabled = usable
+
+    def onApply(self):
+        volume = self.ui.inputVolumeSelector.currentNode()
+        self.ui.applyButton.enabled = False
+        try:
+            created = self.panel.run(lambda progress: self.logic.process(volume, sync=False, progress=progress),
+                                     "Scoring in a separate process...", lambda nodes: self.logic.summary_text())
+        finally:
+            self.ui.applyButton.enabled = volume is not None
+        if created is not None:
+            self.showResults()
+            if created.slice_chart is not None:
+                self.showSlicePlot(created.slice_chart)
+
+    def showResults(self):
+        import qt
+
+        params = self.logic.parameters
+        self.ui.zoneTableView.setMRMLTableNode(params.output_zone_table)
+        self.ui.diagnosisTableView.setMRMLTableNode(params.output_diagnosis_table)
+        self.ui.scoreLabel.text = self.logic.summary_text() or "No score yet"
+        self.ui.exportButton.enabled = params.output_zone_table is not None
+        self.ui.zoneTableWidget.clearContents()
+        if not self.logic.last_report:
             return
-        self.panel.attempt(lambda: self.logic.describe_input(volume))
+        for row, cells in enumerate(self.logic.zone_cells()):
+            for column, (text, color) in enumerate(cells):
+                item = qt.QTableWidgetItem(text)
+                item.setBackground(qt.QBrush(qt.QColor(color)))
+                self.ui.zoneTableWidget.setItem(row, column, item)
+
+    def showSlicePlot(self, chart):
+        """Show the per-slice plot in the layout; clicking one of its points jumps to that slice."""
+        slicer.modules.plots.logic().ShowChartInLayout(chart)
+        plot_widget = slicer.app.layoutManager().plotWidget(0)
+        if plot_widget is not None and self.plotView is None:
+            self.plotView = plot_widget.plotView()
+            self.plotView.connect("dataPointClicked(QString,int)", self.onPlotPointClicked)
+
+    def onPlotPointClicked(self, series_id, point):
+        def jump():
+            k = self.logic.slice_of_point(point)
+            return "Slice {} at S {:.1f} mm".format(k, self.logic.jump_to_slice(k)[2])
+
+        self.panel.attempt(jump)
+
+    def onExport(self):
+        folder = self.ui.exportDirectoryPathLineEdit.currentPath
+        self.panel.attempt(lambda: f"Wrote {len(self.logic.export_csv(folder))} CSV files to {folder}")
 
 
 class COVIDSeverityTest(ScriptedLoadableModuleTest):
-    """Runs the Logic methods pytest covers on a phantom CT and radiograph, inside Slicer."""
+    """Scores a phantom chest X-ray and CT with the shipped networks, as pytest's end-to-end test does."""
 
     def setUp(self):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
         self.setUp()
-        self.test_classify_phantom_ct_and_cxr()
+        self.test_score_phantom_cxr_and_ct()
 
-    def test_classify_phantom_ct_and_cxr(self):
-        import SimpleITK as sitk
+    def test_score_phantom_cxr_and_ct(self):
+        import tempfile
+
         from covidweak.mrml import volume_node_from_image
         from covidweak.phantom import PhantomConfig, generate_study
 
         self.delayDisplay("Building a phantom CT and chest X-ray")
         study = generate_study(2, 0, "covid", config=PhantomConfig(size=128, slices=32))
         ct = volume_node_from_image(study.ct, name="phantom CT")
-        cxr = volume_node_from_image(sitk.JoinSeries(study.cxr), name="phantom CXR")
-        logic = COVIDSeverityLogic()
-        self.assertEqual(logic.classify_input(ct), "ct")
+        cxr = volume_node_from_image(study.cxr, name="phantom CXR")
+        logic = COVIDSeverityLogic(work_dir=tempfile.mkdtemp(prefix="covidseverity-test-"))
         self.assertEqual(logic.classify_input(cxr), "cxr")
+        self.assertEqual(logic.classify_input(ct), "ct")
+        created = logic.process(cxr, device="cpu", sync=False)
+        self.assertEqual(len(created.zone_lines), 4)
+        self.assertEqual(created.zone_segmentation.GetSegmentation().GetNumberOfSegments(), 6)
+        self.assertTrue(0 <= created.score <= 6)
+        created = logic.process(ct, device="cpu", diagnose=True, sync=False)
+        self.assertTrue(0 <= created.score <= 30)
+        self.assertEqual(created.zone_table.GetNumberOfRows(), 9)
+        self.assertGreater(created.slice_table.GetNumberOfRows(), 0)
+        k = logic.slice_of_point(0)
+        self.assertEqual(len(logic.jump_to_slice(k)), 3)
         self.delayDisplay("COVIDSeverity self-test passed")

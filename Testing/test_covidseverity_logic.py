@@ -182,6 +182,8 @@ def test_cxr_probability_overlay_on_the_radiograph_grid(logic, cxr_volume, cxr_f
                                   ijk_to_ras_matrix(reference))
     assert composite.GetBackgroundVolumeID() == cxr_volume.GetID()
     assert composite.GetForegroundVolumeID() == created.probability.GetID()
+    assert composite.GetForegroundOpacity() == pytest.approx(0.5)
+    assert logic.set_opacity(0.8) == "overlay opacity 0.80" and composite.GetForegroundOpacity() == pytest.approx(0.8)
     shown = created.probability.GetDisplayNode()
     assert shown.GetColorNode().GetName() == display.COLOR_TABLE_NAME
     assert shown.GetLowerThreshold() == display.OVERLAY_LOWER
@@ -219,8 +221,10 @@ def test_cxr_zone_array_table_and_segments_coloured_by_probability(logic, cxr_vo
     segmentation = created.zone_segmentation.GetSegmentation()
     lower_right = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("Right lower zone"))
     assert lower_right.GetColor() == pytest.approx(ramp_color(0.85, display.RAMP))
-    colors = logic.zone_cell_colors()
-    assert colors[0][0] == colors[1][1] != colors[2][0] and colors[2][0].startswith("#")
+    cells = logic.zone_cells()
+    assert [[text for text, _ in row] for row in cells] == [["0.15", "0.15"], ["0.15", "0.15"], ["0.85", "0.85"]]
+    assert cells[0][0][1] == cells[1][1][1] != cells[2][0][1] == "#" + "".join(
+        f"{round(255 * c):02x}" for c in ramp_color(0.85, display.RAMP))
     assert report["probability"][2] == [0.85, 0.85]
 
 
@@ -241,6 +245,9 @@ def test_ct_zone_table_and_zone_segments(logic, ct_volume, ct_folders):
     counts = segment_voxels(created.zone_segmentation)
     for label, name in display.zone_names().items():
         assert counts[name] == np.count_nonzero(zones == label)
+    scores = {(z["zone"], z["lung"]): z["score"] for z in report["zones"]}
+    assert [[text for text, _ in row] for row in logic.zone_cells()] == [
+        [f"{scores[(zone, lung)]} / 5" for lung in ("right", "left")] for zone in ("upper", "middle", "lower")]
     assert logic.summary_text().startswith(f"CT score {report['total_score']} / 30")
     assert logic.summary_text().endswith("covid (p 0.70)")
 

@@ -249,14 +249,34 @@ class COVIDSeverityLogic(ParameterizedLogic):
             text += f"; {prediction} (p {float(diagnosis['probabilities'][prediction]):.2f})"
         return text
 
-    def zone_cell_colors(self) -> list[list[str]]:
-        """Background colour of each cell of the 3x2 zone array (CXR: probability, CT: score / 5)."""
+    def zone_cells(self) -> list[list[tuple[str, str]]]:
+        """(text, "#rrggbb") of each cell of the 3x2 zone array, rows upper..lower, columns right/left.
+
+        CXR: the zone probability, coloured by it; CT: the zone score 0-5, coloured by score / 5.
+        """
         report = self.last_report
         if not report:
             raise InputError("no severity result yet: press Apply first")
         if report.get("modality") == "cxr":
-            return display.cell_colors(np.asarray(report["probability"], dtype=float))
-        return display.cell_colors(display.ct_zone_scores(report) / display.CT_ZONE_SCORE_MAX)
+            values = np.asarray(report["probability"], dtype=float)
+            texts = [[f"{p:.2f}" for p in row] for row in values]
+        else:
+            scores = display.ct_zone_scores(report)
+            values = scores / display.CT_ZONE_SCORE_MAX
+            texts = [[f"{int(s)} / {display.CT_ZONE_SCORE_MAX}" for s in row] for row in scores]
+        colors = display.cell_colors(values)
+        return [list(zip(text_row, color_row)) for text_row, color_row in zip(texts, colors)]
+
+    def set_opacity(self, opacity: Optional[float] = None) -> str:
+        """Store the overlay opacity and apply it to the slice views showing the probability map."""
+        from covidweak.mrml import set_foreground_opacity
+
+        params = self.parameters
+        if opacity is not None:
+            params.opacity = opacity
+        if params.output_probability is not None:
+            set_foreground_opacity(self.scene, params.output_probability, params.opacity)
+        return f"overlay opacity {params.opacity:.2f}"
 
     def slice_of_point(self, point: int) -> int:
         """The CT slice k of point ``point`` (0-based row) of the per-slice plot."""

@@ -571,3 +571,14 @@ def on_volume_grid(image: sitk.Image, reference: sitk.Image, name: str,
                          "run the command again on this volume")
     image.CopyInformation(reference)
     return image
+
+
+def set_foreground_opacity(scene, foreground, opacity: float) -> int:
+    """Opacity of ``foreground`` in the slice views that show it (others keep theirs); returns how many."""
+    changed = 0
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+        composite = scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+        if composite.GetForegroundVolumeID() == foreground.GetID():
+            composite.SetForegroundOpacity(float(opacity))
+            changed += 1
+    return changed
