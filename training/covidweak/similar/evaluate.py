@@ -1,0 +1,173 @@
+"""Evaluating a trained DuCN: Table 1's detection metrics and retrieval precision on held-out patients.
+
+Detection (DuCN Table 1): sensitivity, specificity, precision, F1, accuracy and AUC of COVID-19
+versus CAP and normal, per lung slice (the paper classifies images) and per study (mean of
+the study's slice probabilities), at probability 0.5.
+
+Retrieval (the paper judges it by eye only, Sect. 3.2): every evaluated study is put in a
+temporary :class:`~covidweak.index.CaseIndex`; each study of a patient with a follow-up in the
+set queries it, its own entry is dropped from the ranking, and the ranking is scored against
+two ground truths:
+
+* ``same_patient``: the patient's other studies (the paper's training notion of "similar");
+* ``same_pattern``: studies whose (diagnosis, dominant lesion type, dominant lung zone) agree,
+  the clinically motivated notion the paper's conclusion calls for. Dominance is by lesion
+  volume in the phantom's meta.json; a study without lesions has type and zone "none". Datasets
+  without a lesion table get no pattern score.
+
+Precision@k counts relevant studies among the first k whatever their number, so with one
+follow-up per patient same-patient precision@5 is at most 0.2; ``chance`` gives the expected
+precision of a random ranking for comparison.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import InputError
+from .metrics import average_precision, detection_metrics, precision_at_k
+
+PRECISION_KS = (1, 3, 5)
+PAPER_TABLE1 = {"sensitivity": 0.9985, "specificity": 0.9441, "precision": 0.9854, "f1": 0.9890,
+                "accuracy": 0.9828, "auc": 0.9713}
+"""DuCN Table 1, "Proposed" row, as fractions (CC-CCII, 30% of patients held out)."""
+
+
+def lesion_pattern(record) -> Optional[tuple[str, str, str]]:
+    """(diagnosis, dominant lesion type, dominant "lung zone") of a phantom study; None without a lesion table."""
+    lesions = record.extra.get("lesions")
+    if lesions is None:
+        return None
+    by_type, by_zone = defaultdict(float), defaultdict(float)
+    for lesion in lesions:
+        by_type[lesion["type_name"]] += float(lesion["volume_ml"])
+        by_zone[f"{lesion['lung']} {lesion['zone']}"] += float(lesion["volume_ml"])
+    if not by_type:
+        return (record.diagnosis, "none", "none")
+    return (record.diagnosis, max(by_type, key=by_type.get), max(by_zone, key=by_zone.get))
+
+
+def select_test_records(records: list, weights: Optional[str], split_file: Optional[Path]) -> tuple[list, dict]:
+    """The held-out studies: from a run's split.json, else re-drawn from the registry entry's seed and
+    fractions (same dataset, same split), else every study (the report says which)."""
+    from ..datasets import read_split, split_by_patient
+    from ..models.weights import registry_entry
+    from .library import DEFAULT_WEIGHTS
+
+    if split_file is not None:
+        chosen = read_split(split_file, records, allow_new=True)["test"]
+        return chosen, {"split": "test", "from": str(split_file), "studies": len(chosen)}
+    name = weights or DEFAULT_WEIGHTS
+    if not Path(name).suffix and not Path(name).exists():
+        config = registry_entry(name).get("config") or {}
+        if "seed" in config and "data" in config:
+            fractions = config["data"]["fractions"]
+            chosen = split_by_patient(records, fractions, seed=int(config["seed"]))["test"]
+            return chosen, {"split": "test", "seed": int(config["seed"]), "fractions": list(fractions),
+                            "studies": len(chosen)}
+    return list(records), {"split": "all", "reason": "no split known for these weights", "studies": len(records)}
+
+
+def _ranking_scores(rankings: dict[str, list[str]], relevant_of, library_size: int) -> dict:
+    """P@k, mAP and chance precision over queries with at least one relevant study."""
+    precision = {k: [] for k in PRECISION_KS if k <= library_size - 1}
+    aps, chance = [], []
+    for query, ranked in rankings.items():
+        relevant = [relevant_of(query, other) for other in ranked]
+        if not any(relevant):
+            continue
+        for k in precision:
+            precision[k].append(precision_at_k(relevant, k))
+        aps.append(average_precision(relevant))
+        chance.append(sum(relevant) / len(relevant))
+    if not aps:
+        return {"queries": 0}
+    scores = {"queries": len(aps), **{f"precision_at_{k}": float(np.mean(v)) for k, v in precision.items()},
+              "map": float(np.mean(aps)), "chance_precision": float(np.mean(chance))}
+    return scores
+
+
+def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optional[Path] = None, device: str = "auto",
+                  batch_size: int = 16, progress=None) -> dict:
+    """Detection and retrieval report of DuCN weights on a dataset (see the module docstring)."""
+    from ..datasets import open_dataset
+    from ..index import CaseIndex
+    from ..io import read_ct, read_image
+    from .embed import covid_probabilities, recommendation_embeddings
+    from .inputs import apply_ablation, study_inputs
+    from .library import load_ducn, study_metadata
+
+    loaded, device = load_ducn(weights, device)
+    records, selection = select_test_records(open_dataset(data), weights, split_file)
+    if len(records) < 2:
+        raise InputError(f"only {len(records)} study selected from {data}: evaluation needs at least two")
+    size, ablation = int(loaded.preprocess["input_size"]), loaded.preprocess.get("ablation", "none")
+    slice_truth, slice_p, study_truth, study_p, vectors, numbers = [], [], [], [], {}, {}
+    for done, record in enumerate(records):
+        if progress is not None:
+            progress.update(done, len(records), f"running DuCN on {record.study_id}")
+        lungs = read_image(record.lung_mask_path) if record.lung_mask_path is not None else None
+        inputs = study_inputs(read_ct(record.ct_path), lungs, size=size)
+        channels = apply_ablation(inputs.channels, ablation)
+        p = covid_probabilities(loaded.model, channels, batch_size, device)
+        truth = int(record.diagnosis == "covid")
+        slice_truth.extend([truth] * len(p))
+        slice_p.extend(p.tolist())
+        study_truth.append(truth)
+        study_p.append(float(p.mean()))
+        vectors[record.study_id] = recommendation_embeddings(loaded.model, channels, batch_size, device)
+        numbers[record.study_id] = inputs.slice_numbers
+    if progress is not None:
+        progress.update(len(records), len(records), "ranking")
+
+    by_id = {r.study_id: r for r in records}
+    studies_of = defaultdict(list)
+    for record in records:
+        studies_of[record.patient_id].append(record.study_id)
+    queries = [r.study_id for r in records if len(studies_of[r.patient_id]) > 1]
+    rankings = {}
+    with tempfile.TemporaryDirectory(prefix="ducn-eval-") as folder:
+        index = CaseIndex.create(Path(folder) / "index", loaded.sha256, dim=next(iter(vectors.values())).shape[1])
+        index.add_studies([(study_metadata(by_id[sid]), vectors[sid], numbers[sid].tolist()) for sid in vectors])
+        for query in queries:
+            found = index.search_studies(vectors[query], len(index))
+            rankings[query] = [hit["study_id"] for hit in found if hit["study_id"] != query]
+
+    patterns = {sid: lesion_pattern(r) for sid, r in by_id.items()}
+    retrieval = {"same_patient": _ranking_scores(
+        rankings, lambda q, o: by_id[q].patient_id == by_id[o].patient_id, len(records))}
+    if all(p is not None for p in patterns.values()):
+        retrieval["same_pattern"] = _ranking_scores(rankings, lambda q, o: patterns[q] == patterns[o], len(records))
+    else:
+        retrieval["same_pattern"] = {"queries": 0, "reason": "the dataset has no lesion table"}
+    return {
+        "model": {"name": str(weights or "ducn-light"), "sha256": loaded.sha256, "ablation": ablation,
+                  "input_size": size},
+        "data": str(data), "selection": selection,
+        "detection": {"slice": detection_metrics(slice_truth, slice_p), "study": detection_metrics(study_truth, study_p),
+                      "slices": len(slice_truth), "studies": len(study_truth), "covid_studies": int(sum(study_truth))},
+        "retrieval": retrieval,
+        "paper_table1_proposed": PAPER_TABLE1,
+    }
+
+
+def markdown_tables(report: dict) -> str:
+    """Detection beside the paper's Table 1 and the retrieval scores, as Markdown."""
+    keys = ("sensitivity", "specificity", "precision", "f1", "accuracy", "auc")
+    lines = ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    rows = [("DuCN paper (CC-CCII)", report["paper_table1_proposed"]),
+            ("this model, per slice", report["detection"]["slice"]),
+            ("this model, per study", report["detection"]["study"])]
+    for name, values in rows:
+        lines.append(f"| {name} | " + " | ".join(f"{100 * values[k]:.2f}" for k in keys) + " |")
+    lines += ["", "| ground truth | queries | P@1 | P@3 | P@5 | mAP | chance precision |", "|---|---|---|---|---|---|---|"]
+    for name, scores in report["retrieval"].items():
+        cells = [f"{scores[k]:.3f}" if k in scores else "-" for k in
+                 ("precision_at_1", "precision_at_3", "precision_at_5", "map", "chance_precision")]
+        lines.append(f"| {name} | {scores['queries']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,215 @@
+"""``ducn``: DuCN's joint training of COVID-19 detection and similar-case recommendation (Peng et al.).
+
+Each training sample is six lung slices (Sect. 2.2):
+
+* detection triplet: anchor a from a COVID-19 study; positive from a COVID-19 study of another
+  patient; negative from a CAP or normal study. The detection child's embeddings give the
+  triplet loss, its 2-way layer the cross-entropy of all three images (L_D, Eq. 3);
+* recommendation triplet: anchor; positive another lung slice of the same patient (any of the
+  patient's studies, follow-ups included); negative a slice of another patient with the same
+  diagnosis (L_SCR, triplet loss only). The paper draws this anchor from COVID-19 cases
+  (``params.scr_anchor: covid``); ``any`` draws it from every diagnosis that has two or more
+  training patients, for a library that should rank CAP and normal cases too.
+
+L_total = 0.3 L_D + 0.7 L_SCR (Eq. 2). The paper balances COVID-19 against other images by
+flip/rotation augmentation; here every detection triplet already holds two COVID-19 images and
+one other, so no augmentation is used. An epoch has ``params.samples_per_epoch`` samples
+(0: one per COVID-19 training slice, each slice anchoring once), drawn from (seed, epoch).
+
+Validation: the same loss on samples drawn once with a fixed seed from the val split
+(the selection metric, lower is better), plus detection metrics per slice and per study
+(study probability = mean of its slices' COVID-19 probabilities).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ...errors import InputError
+from ...models.ducn import DEFAULT_DUCN_ARCH, build_ducn, load_imagenet_init
+from ...preprocess import DUCN_SIZE
+from ..task import ExportSpec, TaskData
+
+TUPLE_SIZE = 6  # a, positive, negative for detection, then anchor, positive, negative for recommendation
+DETECTION_LABELS = (1, 1, 0)  # anchor and positive are COVID-19, the negative is not
+VALIDATION_SEED = 12345
+"""Fixed seed of the validation samples, so every epoch's validation loss compares the same tuples."""
+
+
+class SlicePool:
+    """Lung slices of a split, with the indices the triplet samplers draw from.
+
+    channels: (n, 3, S, S) float16; study / patient: (n,) int ids per slice; covid: (n,) bool.
+    """
+
+    def __init__(self, channels: np.ndarray, study: np.ndarray, patient: np.ndarray, diagnosis: np.ndarray):
+        self.channels, self.study, self.patient, self.diagnosis = channels, study, patient, diagnosis
+        self.covid = diagnosis == "covid"
+        self.by_patient = {int(p): np.flatnonzero(patient == p) for p in np.unique(patient)}
+        self.patients_by_diagnosis = {str(d): np.unique(patient[diagnosis == d]) for d in np.unique(diagnosis)}
+
+    def draw(self, rng: np.random.Generator, n: int, scr_anchor: str, where: str) -> np.ndarray:
+        """(n, 6) slice rows: detection (a, p, n) then recommendation (a, p, n), see the module docstring."""
+        covid_rows, other_rows = np.flatnonzero(self.covid), np.flatnonzero(~self.covid)
+        covid_patients = self.patients_by_diagnosis.get("covid", np.zeros(0))
+        if covid_patients.size < 2 or other_rows.size == 0:
+            raise InputError(f"DuCN detection triplets need COVID-19 slices of two patients and one CAP or normal "
+                             f"slice in the {where} split; use a dataset with more patients")
+        eligible = [d for d, p in self.patients_by_diagnosis.items() if p.size >= 2
+                    and (scr_anchor == "any" or d == "covid")]
+        anchor_rows = np.flatnonzero(np.isin(self.diagnosis, eligible))
+        anchor_rows = anchor_rows[[self.by_patient[int(self.patient[r])].size >= 2 for r in anchor_rows]]
+        if anchor_rows.size == 0:
+            raise InputError(f"DuCN recommendation triplets need two patients of one diagnosis with two lung slices "
+                             f"each in the {where} split; use a dataset with more patients")
+        rows = np.empty((n, TUPLE_SIZE), dtype=np.int64)
+        for i in range(n):
+            a = rng.choice(covid_rows)
+            others = covid_rows[self.patient[covid_rows] != self.patient[a]]
+            rows[i, :3] = (a, rng.choice(others), rng.choice(other_rows))
+            r = rng.choice(anchor_rows)
+            same_patient = self.by_patient[int(self.patient[r])]
+            negatives = np.flatnonzero((self.diagnosis == self.diagnosis[r]) & (self.patient != self.patient[r]))
+            rows[i, 3:] = (r, rng.choice(same_patient[same_patient != r]), rng.choice(negatives))
+        return rows
+
+
+class TupleDataset(Dataset):
+    """(6, 3, S, S) float32 tuples, one per row of ``rows``; the loop batches and shuffles them."""
+
+    def __init__(self, pool: SlicePool, rows: np.ndarray):
+        self.pool, self.rows = pool, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int):
+        return torch.from_numpy(self.pool.channels[self.rows[index]].astype(np.float32))
+
+
+def prepare_pool(records, size: int, ablation: str, progress=None) -> tuple[SlicePool, list[tuple[int, int]]]:
+    """Read every study's lung slices into a :class:`SlicePool`; also (first row, end row) per study."""
+    from ...io import read_ct, read_image
+    from ...similar.inputs import apply_ablation, study_inputs
+
+    channels, study, patient, diagnosis, spans = [], [], [], [], []
+    patient_ids = {pid: i for i, pid in enumerate(sorted({r.patient_id for r in records}))}
+    start = 0
+    for s, record in enumerate(records):
+        lungs = read_image(record.lung_mask_path) if record.lung_mask_path is not None else None
+        inputs = study_inputs(read_ct(record.ct_path), lungs, size=size)
+        n = len(inputs.channels)
+        channels.append(apply_ablation(inputs.channels, ablation).astype(np.float16))
+        study.append(np.full(n, s))
+        patient.append(np.full(n, patient_ids[record.patient_id]))
+        diagnosis.append(np.full(n, record.diagnosis, dtype=object))
+        spans.append((start, start + n))
+        start += n
+    pool = SlicePool(np.concatenate(channels), np.concatenate(study), np.concatenate(patient),
+                     np.concatenate(diagnosis).astype(str))
+    return pool, spans
+
+
+def ducn_losses(model, batch, detection_labels) -> dict:
+    """Eq. 1-3 on a batch of tuples (B, 6, 3, S, S): total, detection and recommendation losses."""
+    from ...losses.triplet import detection_loss, total_loss, triplet_loss
+
+    batch = batch.float()
+    b = batch.shape[0]
+    detect = batch[:, :3].reshape(b * 3, *batch.shape[2:])
+    recommend = batch[:, 3:].reshape(b * 3, *batch.shape[2:])
+    out = model(detect=detect, recommend=recommend)
+    d = out.detection_embedding.float().view(b, 3, -1)
+    r = out.recommendation_embedding.float().view(b, 3, -1)
+    l_detection_triplet = triplet_loss(d[:, 0], d[:, 1], d[:, 2])
+    l_detection = detection_loss(l_detection_triplet, out.detection_logits, detection_labels.repeat(b))
+    l_recommendation = triplet_loss(r[:, 0], r[:, 1], r[:, 2])
+    return {"loss": total_loss(l_detection, l_recommendation), "detection_loss": l_detection.detach(),
+            "detection_triplet": l_detection_triplet.detach(), "recommendation_loss": l_recommendation.detach()}
+
+
+class DuCnTask:
+    name = "ducn"
+    selection_metric = "loss"
+    higher_is_better = False
+    defaults = {
+        "model": dict(DEFAULT_DUCN_ARCH),
+        "params": {"ablation": "none", "scr_anchor": "covid", "samples_per_epoch": 0, "init_weights": ""},
+        "preprocess": {"input_size": DUCN_SIZE},
+    }
+
+    def __init__(self):
+        self.pools: dict[str, SlicePool] = {}
+        self.val_spans: list[tuple[int, int]] = []
+        self.val_records: list = []
+        self.val_rows = None
+
+    def build_model(self, config: dict):
+        model = build_ducn(self.name, config["model"])
+        init = config["params"]["init_weights"]
+        if init:
+            load_imagenet_init(model, Path(init).expanduser())
+        return model
+
+    def prepare(self, data: TaskData, config: dict) -> None:
+        from ...similar.inputs import ABLATIONS
+
+        params = config["params"]
+        if params["ablation"] not in ABLATIONS:
+            raise InputError(f"params.ablation '{params['ablation']}' is unknown: choose {', '.join(ABLATIONS)}")
+        if params["scr_anchor"] not in ("covid", "any"):
+            raise InputError(f"params.scr_anchor '{params['scr_anchor']}' is unknown: choose covid or any")
+        size = int(config["preprocess"]["input_size"])
+        for split in ("train", "val"):
+            records = data.splits.get(split, [])
+            if not records:
+                raise InputError(f"task ducn: the {split} split is empty; use more patients or change data.fractions")
+            self.pools[split], spans = prepare_pool(records, size, params["ablation"])
+            if split == "val":
+                self.val_spans, self.val_records = spans, records
+        n_val = min(int(self.pools["val"].covid.sum()), 256)
+        self.val_rows = self.pools["val"].draw(np.random.default_rng(VALIDATION_SEED), max(n_val, 1),
+                                               params["scr_anchor"], "val")
+
+    def train_batches(self, config: dict, epoch: int, seed: int):
+        pool = self.pools["train"]
+        n = config["params"]["samples_per_epoch"] or int(pool.covid.sum())
+        rng = np.random.default_rng([seed, epoch])
+        return TupleDataset(pool, pool.draw(rng, n, config["params"]["scr_anchor"], "train"))
+
+    def training_step(self, model, batch, config: dict, device) -> dict:
+        return ducn_losses(model, batch, torch.tensor(DETECTION_LABELS, device=batch.device))
+
+    def validate(self, model, config: dict, device) -> dict[str, float]:
+        from ...similar.embed import covid_probabilities
+        from ...similar.metrics import detection_metrics
+
+        pool, batch_size = self.pools["val"], config["batch_size"]
+        labels = torch.tensor(DETECTION_LABELS, device=device)
+        dataset = TupleDataset(pool, self.val_rows)
+        sums: dict[str, float] = {}
+        for start in range(0, len(dataset), batch_size):
+            batch = torch.stack([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            for key, value in ducn_losses(model, batch.to(device), labels).items():
+                sums[key] = sums.get(key, 0.0) + float(value) * len(batch)
+        metrics = {key: value / len(dataset) for key, value in sums.items()}
+
+        p_covid = covid_probabilities(model, pool.channels, batch_size, device)
+        truth = pool.covid.astype(int)
+        metrics.update({f"slice_{k}": v for k, v in detection_metrics(truth, p_covid).items()})
+        study_p = [float(p_covid[a:b].mean()) for a, b in self.val_spans]
+        study_truth = [int(r.diagnosis == "covid") for r in self.val_records]
+        metrics.update({f"study_{k}": v for k, v in detection_metrics(study_truth, study_p).items()})
+        return metrics
+
+    def export_spec(self, config: dict) -> ExportSpec:
+        from ...preprocess import HU_WINDOW
+
+        return ExportSpec(method=self.name, arch=dict(config["model"]),
+                          preprocess={"input_size": int(config["preprocess"]["input_size"]),
+                                      "ablation": config["params"]["ablation"],
+                                      "intensity": f"HU window {list(HU_WINDOW)} to [0, 1]"})
