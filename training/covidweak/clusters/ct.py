@@ -1,0 +1,151 @@
+"""FeCNN on whole CTs: slice input, diagnosis per slice and the lesions of the positive slices.
+
+Input (Wu et al. Sect. 4.2.2): one axial slice, HU window to [0, 1], everything outside the
+lungs set to 0 ("the lung was segmented out"), resized to the network's input size. The paper
+also crops to the lungs' box; here the whole slice is resized instead, so that a LAM maps
+back to the CT slice by resizing alone. Only slices holding lung are used, which replaces the
+paper's "mean intensity below 0.08" rule for dropping the slices before and after the lungs.
+
+Lesions are 2-D, one per LAHm component on a slice (the paper's detector works per slice,
+Sect. 6 limitation (i)); ``lesion_id`` numbers them through the study. A lesion's voxels are
+its upsampled component inside the lungs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+from ..models.fecnn import COVID_CLASS
+from ..progress import Progress
+from .lam import component_maxima, gradcam_lahm, lesion_activation_map, lesion_components, lesion_features, upsample
+
+DEFAULT_BATCH_SIZE = 10
+"""Wu et al. Sect. 4.2.1: batch size 10."""
+
+
+def fecnn_input(hu: np.ndarray, lungs: np.ndarray, centres, preprocess: dict) -> np.ndarray:
+    """(len(centres), 1, S, S) float32 network input of canonical slices ``centres``.
+
+    hu, lungs: (Z, Y, X) canonical HU and lung labels (nonzero = lung).
+    """
+    from ..preprocess import resize_slices
+    from ..weakseg.prepare import prepare_stacks
+
+    spec = {**preprocess, "stack_depth": 1}
+    image = prepare_stacks(hu, centres, spec)
+    inside = resize_slices((lungs[np.asarray(centres)] > 0).astype(np.uint8), int(spec["input_size"]), order=0)
+    return (image * inside[:, None]).astype(np.float32)
+
+
+@dataclass
+class SliceDetection:
+    """One slice's lesion candidates at the slice grid (Y, X).
+
+    ``regions``: int32 labels 1..m of the upsampled LAHm components; ``lam``: the LAM;
+    ``features``: (m, kappa) lesion features (Eq. 9); ``probabilities``: (C,) diagnosis.
+    """
+
+    regions: np.ndarray
+    lam: np.ndarray
+    features: np.ndarray
+    probabilities: np.ndarray
+
+
+def detect(model, batch: np.ndarray, size_yx: tuple[int, int], device) -> list[SliceDetection]:
+    """LAHm, components, LAM and lesion features of a prepared batch (B, 1, S, S)."""
+    import torch
+
+    lahm, features, probabilities = gradcam_lahm(model, torch.from_numpy(batch).to(device), COVID_CLASS)
+    out = []
+    for b in range(len(batch)):
+        components = lesion_components(lahm[b])
+        maxima = component_maxima(lahm[b], components)
+        out.append(SliceDetection(regions=upsample(components, size_yx, order=0).astype(np.int32),
+                                  lam=lesion_activation_map(lahm[b], components, size_yx),
+                                  features=lesion_features(features[b], maxima), probabilities=probabilities[b]))
+    return out
+
+
+@dataclass
+class CtLesions:
+    """The lesions of one CT: ``rows`` (lesion_id, centroid_r/a/s, type 0-3), ``features``
+    (M, kappa) in row order, ``labels`` (uint16, CT grid, voxel = lesion_id), and the slice counts."""
+
+    rows: list[dict]
+    features: np.ndarray
+    labels: sitk.Image
+    slices: int = 0
+    positive_slices: int = 0
+    probabilities: dict = field(default_factory=dict)  # canonical slice -> (C,) diagnosis
+
+
+def _majority_type(types: np.ndarray) -> int:
+    types = types[types > 0]
+    return int(np.bincount(types).argmax()) if types.size else 0
+
+
+def find_lesions(ct: sitk.Image, loaded, lungs: Optional[sitk.Image] = None, lesion_types: Optional[sitk.Image] = None,
+                 device="cpu", batch_size: int = DEFAULT_BATCH_SIZE, progress: Optional[Progress] = None) -> CtLesions:
+    """Lesions of the slices FeCNN calls COVID-19 (Sect. 3.2: X = the predicted positive slices).
+
+    ct: 3-D CT in HU; loaded: a FeCNN :class:`~covidweak.models.weights.LoadedModel`; lungs:
+    labels on the CT grid or None to segment them; lesion_types: the phantom's lesion mask
+    (1 GGO, 2 crazy paving, 3 consolidation) to label each lesion with its true type, or None.
+    """
+    from ..validate import check_ct
+    from ..weakseg.infer import batches, lung_labels_for, lung_slices
+    from ..weakseg.lesions import ijk_to_ras
+    from ..weakseg.prepare import from_canonical, to_canonical
+
+    if ct.GetDimension() != 3:
+        raise InputError(f"lesion clustering needs a 3-D chest CT, got a {ct.GetDimension()}-D image: "
+                         "give the whole CT volume")
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    check_ct(ct)
+    lungs = lung_labels_for(ct, lungs, progress)
+    canonical = to_canonical(ct)
+    hu = sitk.GetArrayViewFromImage(canonical)
+    lung_array = sitk.GetArrayFromImage(to_canonical(lungs))
+    types = sitk.GetArrayFromImage(to_canonical(lesion_types)) if lesion_types is not None else None
+    if types is not None and types.shape != hu.shape:
+        raise InputError(f"lesion mask size {lesion_types.GetSize()} differs from the CT's {ct.GetSize()}: "
+                         "give the mask of this CT")
+    model = loaded.model.to(device).eval()
+    labels = np.zeros(hu.shape, dtype=np.uint16)
+    rows, features, probabilities = [], [], {}
+    todo = lung_slices(lung_array)
+    progress = progress or Progress()
+    for done, centres in enumerate(batches(todo, batch_size)):
+        progress.update(done * batch_size, len(todo), "lesion maps")
+        batch = fecnn_input(hu, lung_array, centres, loaded.preprocess)
+        for z, found in zip(centres, detect(model, batch, hu.shape[1:], device)):
+            probabilities[int(z)] = found.probabilities
+            if int(np.argmax(found.probabilities)) != COVID_CLASS:
+                continue
+            for j in range(len(found.features)):
+                inside = (found.regions == j + 1) & (lung_array[z] > 0)
+                if not inside.any():
+                    continue
+                lesion_id = len(rows) + 1
+                labels[z][inside] = lesion_id
+                rr, cc = np.nonzero(inside)
+                centre = ijk_to_ras(canonical, (cc.mean(), rr.mean(), float(z)))
+                true_type = _majority_type(types[z][inside]) if types is not None else 0
+                rows.append({"lesion_id": lesion_id, "centroid_r": round(float(centre[0]), 3),
+                             "centroid_a": round(float(centre[1]), 3), "centroid_s": round(float(centre[2]), 3),
+                             "type": true_type})
+                features.append(found.features[j])
+    progress.update(len(todo), len(todo), "lesion maps")
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(canonical)
+    kappa = int(getattr(model, "feature_channels", 0))
+    return CtLesions(rows=rows, features=np.array(features, dtype=np.float32).reshape(len(rows), kappa),
+                     labels=from_canonical(image, ct), slices=len(todo),
+                     positive_slices=sum(int(np.argmax(p)) == COVID_CLASS for p in probabilities.values()),
+                     probabilities=probabilities)

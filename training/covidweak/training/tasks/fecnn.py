@@ -1,0 +1,173 @@
+"""``fecnn``: the diagnosis branch of Wu et al. (FeCNN + ensemble fusion), trained on CT slices.
+
+Slice classes (``model.classes``):
+
+* 2 (the paper's task, Sect. 3.1.3): COVID-19 positive slices (slices of a COVID-19 study that
+  show a lesion) against negative slices (the slices of normal studies). Other pneumonia is
+  left out, as in the paper's binary experiments ("the data for other types of pneumonia have
+  been excluded", Sect. 4.1);
+* 3 (Sect. 6.2): normal, COVID-19 and other pneumonia (CAP lesion slices).
+
+Slices of a positive study without a lesion are not used: their class is neither "shows
+COVID-19" nor "normal study". Which slices show a lesion comes from the phantom's
+``slice_has_lesion``; other datasets fall back to their annotated ("positive") slices. Only
+slices with lung are used (:mod:`covidweak.clusters.ct`).
+
+Training balances the classes as the other slice tasks do: every epoch takes every COVID-19
+slice and as many slices of each other class, drawn at random. Augmentation follows Sect.
+4.2.3 (rotation over the full circle, flips, shift 0.05, contrast +-30%); the paper's +-50%
+brightness is multiplicative on 8-bit images, and is an additive +-0.1 here so lung-masked
+slices keep their zero background near zero.
+
+After every epoch ``validate`` measures each FPN level's error rate on the validation split
+(Eq. 3) and stores omega (Eq. 2) in the network, so the checkpoint and the exported weights
+carry the fusion weights; the reported accuracy uses the new omega.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+from ...errors import InputError
+from ...models.fecnn import CLASS_NAMES, COVID_CLASS, DEFAULT_FECNN_ARCH, FPN_LEVELS, build_fecnn, fecnn_loss
+from ...models.fecnn import level_error_rates
+from ...preprocess import HU_WINDOW
+from ..task import ExportSpec, TaskData
+from .weakseg_data import Augment, augment
+
+WU_AUGMENT = Augment(flip=True, shift=0.05, rotate_deg=180.0, zoom=1.0, brightness=0.1, contrast=0.3)
+"""Wu et al. Sect. 4.2.3: rotation 0-360 degrees, flips, shift 0.05, contrast +-30% (brightness: see above)."""
+
+
+def lesion_slices(record) -> np.ndarray:
+    """(Z,) bool per file slice k: does slice k show a lesion (phantom truth, else the positive annotations)."""
+    if "slice_has_lesion" in record.extra:
+        return np.asarray(record.extra["slice_has_lesion"], dtype=bool)
+    if record.slice_labels is not None:
+        return np.array([label == "positive" for label in record.slice_labels])
+    raise InputError(f"study {record.study_id} has no per-slice lesion labels: task fecnn needs slice labels "
+                     "(e.g. a dataset from `covidweak phantom`)")
+
+
+def slice_class(diagnosis: str, has_lesion: bool, classes: int) -> Optional[int]:
+    """The class index of one slice (order :data:`CLASS_NAMES`), None when the slice is not used."""
+    names = CLASS_NAMES[classes]
+    if diagnosis == "normal":
+        return names.index("normal" if classes == 3 else "negative")
+    if not has_lesion or diagnosis not in names:
+        return None
+    return names.index(diagnosis)
+
+
+def study_slices(record, preprocess: dict, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Network input (n, 1, S, S) float16 and classes (n,) int64 of one study's used slices."""
+    import SimpleITK as sitk
+
+    from ...clusters.ct import fecnn_input
+    from ...io import read_ct, read_image
+    from ...weakseg.infer import lung_labels_for, lung_slices
+    from ...weakseg.prepare import to_canonical
+    from .weakseg_data import canonical_slice_order
+
+    ct = read_ct(record.ct_path)
+    lungs = lung_labels_for(ct, read_image(record.lung_mask_path) if record.lung_mask_path else None)
+    hu = sitk.GetArrayFromImage(to_canonical(ct))
+    lung_array = sitk.GetArrayFromImage(to_canonical(lungs))
+    has_lesion = lesion_slices(record)[canonical_slice_order(ct)]
+    chosen, labels = [], []
+    for z in lung_slices(lung_array):
+        label = slice_class(record.diagnosis, bool(has_lesion[z]), classes)
+        if label is not None:
+            chosen.append(int(z))
+            labels.append(label)
+    if not chosen:
+        size = int(preprocess["input_size"])
+        return np.zeros((0, 1, size, size), dtype=np.float16), np.zeros(0, dtype=np.int64)
+    return fecnn_input(hu, lung_array, chosen, preprocess).astype(np.float16), np.array(labels, dtype=np.int64)
+
+
+class FeCnnTask:
+    name = "fecnn"
+    selection_metric = "val_accuracy"
+    higher_is_better = True
+    defaults = {
+        "model": {"backbone": DEFAULT_FECNN_ARCH["backbone"], "classes": DEFAULT_FECNN_ARCH["classes"]},
+        "params": {"augment": True, "level_loss_weight": 1.0, "val_batch_size": 16},
+        "preprocess": {"input_size": DEFAULT_FECNN_ARCH["input_size"], "hu_window": list(HU_WINDOW)},
+    }
+
+    def __init__(self):
+        self.data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def section(self, config: dict, name: str) -> dict:
+        return {**self.defaults[name], **(config.get(name) or {})}
+
+    def build_model(self, config: dict):
+        return build_fecnn(self.name, self.section(config, "model"))
+
+    def prepare(self, data: TaskData, config: dict) -> None:
+        classes = int(self.section(config, "model")["classes"])
+        preprocess = self.section(config, "preprocess")
+        for split in ("train", "val"):
+            parts = [study_slices(r, preprocess, classes) for r in data.splits.get(split, [])]
+            x = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 1, 1, 1), dtype=np.float16)
+            y = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+            missing = [CLASS_NAMES[classes][c] for c in range(classes) if not (y == c).any()]
+            if missing:
+                raise InputError(f"task fecnn: the {split} split has no {', '.join(missing)} slices; use more "
+                                 "patients (each class needs studies in every split) or change data.fractions")
+            self.data[split] = (x, y)
+
+    def train_batches(self, config: dict, epoch: int, seed: int) -> Iterable[Any]:
+        """Every COVID-19 slice plus as many random slices of each other class, shuffled and augmented by (seed, epoch)."""
+        import torch
+
+        x, y = self.data["train"]
+        rng = np.random.default_rng([int(seed), int(epoch)])
+        wanted = int((y == COVID_CLASS).sum())
+        picked = []
+        for c in np.unique(y):
+            members = np.flatnonzero(y == c)
+            picked.append(members if c == COVID_CLASS else rng.choice(members, wanted, replace=len(members) < wanted))
+        order = rng.permutation(np.concatenate(picked))
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        do_augment = self.section(config, "params")["augment"]
+        out = []
+        for start in range(0, len(order), int(config["batch_size"])):
+            index = order[start:start + int(config["batch_size"])]
+            images = torch.from_numpy(x[index].astype(np.float32))
+            if do_augment:
+                images = augment(images, None, WU_AUGMENT, generator)[0]
+            out.append({"x": images, "y": torch.from_numpy(y[index])})
+        return out
+
+    def training_step(self, model, batch: dict, config: dict, device) -> dict[str, Any]:
+        output = model(batch["x"])
+        loss, level_term = fecnn_loss(output, batch["y"], float(self.section(config, "params")["level_loss_weight"]))
+        return {"loss": loss, "level_loss": level_term.detach()}
+
+    def validate(self, model, config: dict, device) -> dict[str, float]:
+        import torch
+
+        x, y = self.data["val"]
+        step = int(self.section(config, "params")["val_batch_size"])
+        scores = torch.cat([model(torch.from_numpy(x[s:s + step].astype(np.float32)).to(device)).level_scores.float()
+                            for s in range(0, len(x), step)])
+        labels = torch.from_numpy(y).to(device)
+        errors = level_error_rates(scores, labels)
+        omega = model.set_error_rates(errors)
+        logits = model.classifier((scores * omega[None, :, None].to(scores.device)).flatten(1))
+        metrics = {"val_accuracy": float((logits.argmax(dim=1) == labels).float().mean())}
+        for name, error, weight in zip(FPN_LEVELS, errors.tolist(), omega.tolist()):
+            metrics[f"val_error_{name}"] = error
+            metrics[f"omega_{name}"] = weight
+        return metrics
+
+    def export_spec(self, config: dict) -> ExportSpec:
+        arch = self.section(config, "model")
+        preprocess = self.section(config, "preprocess")
+        arch["input_size"] = int(preprocess["input_size"])
+        return ExportSpec(method=self.name, arch=arch,
+                          preprocess={**preprocess, "lung_only": True, "class_names": list(CLASS_NAMES[int(arch["classes"])])})
