@@ -30,7 +30,9 @@ UNET_CHANNELS = {"light": (16, 32, 64, 128, 256), "paper": (32, 64, 128, 256, 51
 
 DEFAULT_ARCH = {"backbone": "light", "input_size": 448}
 
-OTHER_BUILDERS: dict[str, str] = {}
+OTHER_BUILDERS: dict[str, str] = {
+    "fecnn": "covidweak.models.fecnn:build_fecnn",
+}
 """Networks of the other modules (severity, diagnosis, similar cases, lesion types):
 method name -> ``"module:function"``, the function taking ``(method, arch)`` and returning a
 fresh network. Imported only when asked for, so a weight file of any method loads through
