@@ -1,0 +1,166 @@
+"""What the batch runs on each case: one step per Slicer module, each driving that module's Logic.
+
+A step is a function ``step(context)`` that runs a module's Logic on the
+case's scene and records, in the :class:`CaseContext`, the nodes it saved, the
+figures for summary.csv, its report section and the models it used. Steps run
+in the order of ``--steps``; a later step sees the earlier ones' outputs
+(``context.outputs``), so e.g. a CT severity step can reuse the lesion
+segmentation instead of computing it again.
+
+Only COVIDWeakSeg has a step: the COVIDSeverity and COVIDSimilarCase Logics had
+no scriptable ``process`` when this runner was written. Each gets its step
+here, under its module's name, once it has one.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError
+from ..report.html import Picture, Section, Table
+from .cases import Case
+from .modules import import_module_lib
+
+LESION_REPORT_COLUMNS = ("id", "volume_ml", "lung", "zone", "mean_hu", "max_probability",
+                         "centroid_r", "centroid_a", "centroid_s")
+"""The lesion table's columns a reader needs; the full table is in lesions.tsv."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Settings shared by every case of a batch (recorded in batch.json so that a rerun keeps them)."""
+
+    method: str = "mseamnam"
+    weights: str = ""  # a registry name or weight file; empty = "<method>-light"
+    t_fg: Optional[float] = None  # None = the module's default
+    t_bg: Optional[float] = None
+    device: str = "auto"
+    lesion_boxes: bool = False
+    steps: tuple = ("COVIDWeakSeg",)
+    modules_dir: Optional[str] = None
+    pdf: bool = False
+    dicom_seg: bool = True  # for DICOM inputs: also write the lesions as a DICOM SEG
+
+
+@dataclass
+class CaseContext:
+    """One case while its steps run: its scene and CT, where files go, and what the steps produced."""
+
+    case: Case
+    scene: object
+    volume: object  # the CT's vtkMRMLScalarVolumeNode
+    image: object  # the CT as a SimpleITK image (HU, float32)
+    folder: Path
+    options: BatchOptions
+    outputs: dict = field(default_factory=dict)  # key -> file name inside ``folder``
+    figures: dict = field(default_factory=dict)  # summary.csv column -> value
+    sections: list = field(default_factory=list)  # report Sections
+    models: list = field(default_factory=list)  # {"step", "method", "name", "sha256"}
+
+    def save(self, node, key: str, file_name: str) -> None:
+        from .scene_files import save_node
+
+        save_node(node, self.folder / file_name)
+        self.outputs[key] = file_name
+
+    def picture(self, key: str, file_name: str, rgb: np.ndarray, title: str, caption: str = "") -> Picture:
+        Image.fromarray(rgb).save(self.folder / file_name)
+        self.outputs[key] = file_name
+        return Picture(title, file_name, caption)
+
+
+@functools.lru_cache(maxsize=None)
+def loaded_model(weights: str, method: str, device: str):
+    """The network of ``weights``, loaded once per process and reused for every case."""
+    from ..device import resolve_device
+    from ..models import load_weights
+
+    return load_weights(weights, method=method, device=str(resolve_device(device)))
+
+
+@functools.lru_cache(maxsize=None)
+def batch_weakseg_logic_class(logic_class: type) -> type:
+    """COVIDWeakSeg's Logic with :func:`loaded_model` in place of a load per call.
+
+    The module's ``infer`` loads the weights on every call, right for a panel
+    that runs one CT; a batch of hundreds loads them once (and once per GPU).
+    """
+
+    class BatchWeakSegLogic(logic_class):
+        def infer(self, image, method, weights, t_fg, t_bg, device, sync=True, progress=None):
+            from ..weakseg.infer import segment_ct
+
+            return segment_ct(image, loaded_model(weights, method, device), t_fg=t_fg, t_bg=t_bg, device=device,
+                              progress=progress)
+
+    return BatchWeakSegLogic
+
+
+def weakseg_step(context: CaseContext) -> None:
+    """COVIDWeakSeg: lesion probability, lesion segmentation at T_fg, lesion and involvement tables, boxes."""
+    from ..dicom_seg import write_dicom_seg
+    from ..report.figures import coronal_zones, lightbox
+
+    lib = import_module_lib("COVIDWeakSeg", context.options.modules_dir)
+    from COVIDWeakSegLib import results  # importable now that import_module_lib found the package
+
+    options = context.options
+    logic = batch_weakseg_logic_class(lib.COVIDWeakSegLogic)(context.scene)
+    created = logic.process(context.volume, method=options.method, weights=options.weights, t_fg=options.t_fg,
+                            t_bg=options.t_bg, device=options.device, sync=True, lesion_boxes=options.lesion_boxes)
+    segmentation = logic.create_segmentation()
+    result, summary = logic.last_result, logic.last_result.summary
+    context.save(created.probability, "lesion_probability", "lesion_probability.nii.gz")
+    context.save(segmentation, "lesion_segmentation", "lesion_segmentation.seg.nrrd")
+    context.save(created.lesion_table, "lesion_table", "lesions.tsv")
+    context.save(created.summary_table, "involvement_table", "involvement.tsv")
+    for number, box in enumerate(created.lesion_boxes, start=1):
+        context.save(box, f"lesion_box_{number}", f"lesion_box_{number}.json")
+    if context.case.dicom and options.dicom_seg:
+        write_dicom_seg(result.mask, context.case.path, context.folder / "lesion_seg.dcm", algorithm=summary["method"])
+        context.outputs["dicom_seg"] = "lesion_seg.dcm"
+
+    involvement = summary["involvement"]
+    context.figures.update(
+        lesion_count=summary["lesion_count"], lesion_volume_ml=summary["lesion_volume_ml"],
+        lung_volume_ml=summary["lung_volume_ml"]["total"], involvement_percent=involvement["total"]["percent"],
+        right_percent=involvement["right"]["percent"], left_percent=involvement["left"]["percent"])
+    t_fg = logic.parameters.t_fg
+    pictures = [
+        context.picture("lightbox", "lightbox.png", lightbox(context.image, result.mask, result.lungs),
+                        "Axial slices", f"Lesion probability above T_fg = {t_fg:g} in red; lungs outlined. "
+                        "Patient's right on the left of each tile."),
+        context.picture("coronal_zones", "coronal_zones.png", coronal_zones(context.image, result.mask, result.lungs),
+                        "Coronal view with lung zones", "Yellow lines: upper / middle / lower zone limits of each "
+                        "lung, at 5/12 and 2/3 of its height (Kim et al. Sect. 2.2)."),
+    ]
+    columns, rows = results.summary_rows(summary)
+    lesion_columns, lesion_rows = results.lesion_rows(result.lesions)
+    keep = [lesion_columns.index(c) for c in LESION_REPORT_COLUMNS]
+    tables = [Table("Involvement per lung and zone", columns, rows),
+              Table(f"Lesions ({len(lesion_rows)})", LESION_REPORT_COLUMNS, [[r[i] for i in keep] for r in lesion_rows])]
+    text = (f"{summary['lesion_count']} lesions, {summary['lesion_volume_ml']:.1f} mL, "
+            f"{involvement['total']['percent']:.1f}% of {summary['lung_volume_ml']['total']:.0f} mL lung "
+            f"({summary['method']}, T_fg {t_fg:g}).")
+    context.sections.append(Section("Lesions (COVIDWeakSeg)", pictures, tables, text))
+    context.models.append({"step": "COVIDWeakSeg", "method": summary["method"], "name": summary["weights"],
+                           "sha256": summary["weights_sha256"]})
+
+
+STEPS: dict[str, Callable[[CaseContext], None]] = {
+    "COVIDWeakSeg": weakseg_step,
+}
+"""Module name -> its step, in the order a batch runs them by default."""
+
+
+def check_steps(names) -> tuple:
+    unknown = [name for name in names if name not in STEPS]
+    if unknown:
+        raise InputError(f"unknown step(s) {', '.join(unknown)}: choose from {', '.join(STEPS)}")
+    return tuple(names)

@@ -1,0 +1,81 @@
+"""``covidweak batch --input DIR_OR_CSV --output DIR``: the Slicer modules' Logics over many CTs, headless.
+
+The same options drive ``Resources/Scripts/covid_batch.py`` inside Slicer
+(``Slicer --no-main-window --python-script ... -- --input ...``) and with the
+pip ``slicer-core`` (``python covid_batch.py ...``); both call :func:`run`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..device import add_device_argument
+
+DESCRIPTION = (
+    "Run the extension's modules (lesion segmentation; more as they gain batch steps) on every CT of a folder "
+    "(NIfTI/NRRD/MHA files or DICOM series folders) or CSV manifest. Per case: a fresh MRML scene, the module "
+    "outputs (probability .nii.gz, segmentation .seg.nrrd, tables .tsv, boxes .json), a Slicer scene bundle "
+    "(.mrb), an HTML report and, for DICOM input, a DICOM SEG. Writes summary.csv and index.html; a rerun "
+    "resumes, skipping finished cases. Research use only."
+)
+
+
+def add_arguments(parser) -> None:
+    """The batch options, shared by the subcommand and covid_batch.py."""
+    from ..batch.steps import STEPS
+
+    parser.add_argument("--input", type=Path, required=True,
+                        help="folder of CT files / DICOM series folders, or a CSV manifest")
+    parser.add_argument("--output", type=Path, required=True, help="batch folder (new, empty, or an earlier run "
+                        "of the same batch to resume)")
+    parser.add_argument("--method", default="mseamnam", help="lesion segmentation method (default: mseamnam)")
+    parser.add_argument("--weights", default="", help="weight file or registry name (default: <method>-light)")
+    parser.add_argument("--t-fg", type=float, default=None, help="foreground threshold T_fg (default: the module's)")
+    parser.add_argument("--t-bg", type=float, default=None, help="background threshold T_bg (default: the module's)")
+    parser.add_argument("--lesion-boxes", action="store_true", help="also add the multi-scale CAM lesion boxes")
+    parser.add_argument("--steps", nargs="+", default=list(STEPS), metavar="MODULE",
+                        help=f"modules to run, in order (default: {' '.join(STEPS)})")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes on CPU (default: 1; on a GPU "
+                        "always 1 with the network loaded once)")
+    parser.add_argument("--pdf", action="store_true", help="also print each report to PDF (needs PySide6 or Slicer)")
+    parser.add_argument("--no-dicom-seg", action="store_true", help="do not write DICOM SEG files for DICOM input")
+    parser.add_argument("--modules-dir", type=Path, default=None,
+                        help="the extension's source folder holding COVIDWeakSeg/ etc. (default: this checkout, "
+                             "or $COVIDWEAK_SLICER_MODULES; not needed inside Slicer)")
+    add_device_argument(parser)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("batch", help="run the Slicer modules headless over many CTs", description=DESCRIPTION)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def options_from(args):
+    from ..batch.steps import BatchOptions, check_steps
+
+    return BatchOptions(method=args.method, weights=args.weights, t_fg=args.t_fg, t_bg=args.t_bg, device=args.device,
+                        lesion_boxes=args.lesion_boxes, steps=check_steps(args.steps),
+                        modules_dir=str(args.modules_dir) if args.modules_dir else None, pdf=args.pdf,
+                        dicom_seg=not args.no_dicom_seg)
+
+
+def run(args) -> int:
+    """Run the batch; exit status 0 when every case is done, 1 when some failed (listed in summary.csv)."""
+    from ..batch.runner import SUMMARY_FILE, run_batch
+    from ..progress import tqdm_progress
+
+    if args.pdf:
+        from ..errors import InputError
+        from ..report.render import qt_available
+
+        if not qt_available():
+            raise InputError("--pdf needs Qt (PySide6, or run inside Slicer): install PySide6 or leave out --pdf")
+    rows = run_batch(args.input, args.output, options_from(args), jobs=args.jobs, progress=tqdm_progress("batch"))
+    failed = [row for row in rows if row["status"] == "failed"]
+    reused = sum(1 for row in rows if row.get("reused"))
+    print(f"{len(rows) - len(failed)} of {len(rows)} cases done ({reused} from an earlier run), {len(failed)} failed; "
+          f"see {Path(args.output) / SUMMARY_FILE} and index.html; research use only")
+    for row in failed:
+        print(f"  {row['case_id']}: {row['error']}")
+    return 1 if failed else 0
