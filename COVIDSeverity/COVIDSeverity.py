@@ -18,6 +18,7 @@ from COVIDSeverityLib import COVIDSeverityLogic
 BOUND_WIDGETS = {
     "input_volume": "inputVolumeSelector", "device": "deviceComboBox", "diagnose": "diagnoseCheckBox",
     "severity_weights": "severityWeightsLineEdit", "lungs_weights": "lungsWeightsLineEdit",
+    "diagnosis_weights": "diagnosisWeightsLineEdit",
     "seg_method": "segMethodComboBox", "opacity": "opacitySlider", "replace_outputs": "replaceOutputsCheckBox",
 }
 

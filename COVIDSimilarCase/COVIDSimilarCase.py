@@ -1,6 +1,7 @@
-"""COVIDSimilarCase: browse the most similar cases of a chest CT in a case index (panel and self-test).
+"""COVIDSimilarCase: similar cases of a chest CT from a case index, and its lesion clusters (panel and self-test).
 
-The panel is a thin shell over COVIDSimilarCaseLib.logic.
+The panel is a thin shell over COVIDSimilarCaseLib.logic, which the Python
+console, headless scripts and pytest use directly.
 """
 
 import slicer
@@ -14,6 +15,12 @@ from slicer.util import VTKObservationMixin
 from covidweak.slicer_panel import PanelController, WidgetBinding
 from COVIDSimilarCaseLib import COVIDSimilarCaseLogic
 
+BOUND_WIDGETS = {
+    "query_volume": "queryVolumeSelector", "index_dir": "indexDirectoryPathLineEdit", "k": "neighborCountSpinBox",
+    "device": "deviceComboBox", "ducn_weights": "ducnWeightsLineEdit", "slice_only": "sliceOnlyCheckBox", "data_dir": "dataDirectoryPathLineEdit",
+    "cluster_model_dir": "clusterModelPathLineEdit", "replace_outputs": "replaceOutputsCheckBox",
+}
+
 
 class COVIDSimilarCase(ScriptedLoadableModule):
     def __init__(self, parent):
@@ -23,12 +30,15 @@ class COVIDSimilarCase(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["covidweak developers"]
         self.parent.helpText = (
-            "Finds the k cases of a case index most similar to a query chest CT, to compare diagnoses "
-            "and disease course.<br><b>Research use only, not for clinical use.</b>"
+            "Finds the k cases of a case index most similar to a query chest CT (or to one of its slices) and "
+            "opens a selected case beside the query at the matching slice; builds a case index from a folder "
+            "of CTs. Lesion clusters: the query's lesions as segments coloured by cluster, with a t-SNE plot "
+            "against the cluster library.<br><b>Research use only, not for clinical use.</b>"
         )
         self.parent.acknowledgementText = (
-            "Built on 3D Slicer, PyTorch and FAISS. Methods follow the DuCN diagnosis and similar-case "
-            "recommendation paper; see the covidweak documentation for references."
+            "Built on 3D Slicer, PyTorch, FAISS and scikit-learn. Methods follow the DuCN diagnosis and "
+            "similar-case recommendation paper and the FeCNN lesion-clustering paper; see the covidweak "
+            "documentation for references."
         )
 
 
@@ -45,18 +55,21 @@ class COVIDSimilarCaseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(panel)
         panel.setMRMLScene(slicer.mrmlScene)
 
-        self.logic = COVIDSimilarCaseLogic()
+        self.logic = COVIDSimilarCaseLogic(work_dir=slicer.app.temporaryPath)
         self.panel = PanelController(self.ui.statusLabel, self.ui.progressBar, self.ui.cancelButton,
                                      process_events=slicer.app.processEvents)
-        self.binding = WidgetBinding(
-            lambda: self.logic.parameters,
-            {"query_volume": self.ui.queryVolumeSelector, "index_dir": self.ui.indexDirectoryPathLineEdit,
-             "k": self.ui.neighborCountSpinBox},
-            on_error=lambda message: self.panel.show_status(message, error=True),
-        )
+        self.binding = WidgetBinding(lambda: self.logic.parameters,
+                                     {name: getattr(self.ui, widget) for name, widget in BOUND_WIDGETS.items()},
+                                     on_error=lambda message: self.panel.show_status(message, error=True))
         self.binding.connect()
         self.ui.queryVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputsChanged)
         self.ui.indexDirectoryPathLineEdit.connect("currentPathChanged(QString)", self.onInputsChanged)
+        self.ui.clusterModelPathLineEdit.connect("currentPathChanged(QString)", self.onInputsChanged)
+        self.ui.buildIndexButton.connect("clicked(bool)", self.onBuildIndex)
+        self.ui.searchButton.connect("clicked(bool)", self.onSearch)
+        self.ui.clustersButton.connect("clicked(bool)", self.onClusters)
+        self.ui.resultsTableView.connect("clicked(QModelIndex)", self.onResultClicked)
+        self.ui.lesionTableView.connect("clicked(QModelIndex)", self.onLesionClicked)
         self.ui.cancelButton.connect("clicked(bool)", self.panel.cancel)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneChanged)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneChanged)
@@ -68,39 +81,89 @@ class COVIDSimilarCaseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneChanged(self, caller=None, event=None):
         self.binding.update_widgets()
         self.onInputsChanged()
+        self.showTables()
 
     def onInputsChanged(self, *unused):
         params = self.logic.parameters
+        self.ui.clustersButton.enabled = params.query_volume is not None and bool(params.cluster_model_dir)
+        self.ui.searchButton.enabled = False
         if params.query_volume is None and not params.index_dir:
             self.panel.show_status("Select a query CT volume and a case index folder.")
             return
-        self.panel.attempt(lambda: self.logic.validate_inputs(params.query_volume, params.index_dir))
+        self.ui.searchButton.enabled = self.panel.attempt(
+            lambda: self.logic.validate_inputs(params.query_volume, params.index_dir))
+
+    def showTables(self):
+        params = self.logic.parameters
+        self.ui.resultsTableView.setMRMLTableNode(params.output_results_table)
+        self.ui.lesionTableView.setMRMLTableNode(params.output_lesion_table)
+
+    def onBuildIndex(self):
+        if self.panel.run(lambda progress: self.logic.build_index(sync=False, progress=progress),
+                          "Building the case index in a separate process...", lambda status: status):
+            self.binding.update_widgets()
+            self.onInputsChanged()
+
+    def onSearch(self):
+        volume = self.ui.queryVolumeSelector.currentNode()
+        table = self.panel.run(lambda progress: self.logic.search(volume, sync=False, progress=progress),
+                               "Searching the case index in a separate process...",
+                               lambda table: f"{table.GetNumberOfRows()} similar cases; click a row to open one")
+        if table is not None:
+            self.showTables()
+
+    def onResultClicked(self, index):
+        # Red (query) and Yellow (similar case) side by side; the Logic fills and positions them.
+        slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+        self.panel.attempt(lambda: self.openedStatus(self.logic.open_case(index.row())))
+
+    @staticmethod
+    def openedStatus(opened):
+        query = f", query slice {opened.query_slice}" if opened.query_slice is not None else ""
+        return f"Opened '{opened.volume.GetName()}' at its matching slice {opened.match_slice}{query}"
+
+    def onClusters(self):
+        volume = self.ui.queryVolumeSelector.currentNode()
+        created = self.panel.run(lambda progress: self.logic.find_clusters(volume, sync=False, progress=progress),
+                                 "Finding lesion clusters in a separate process...",
+                                 lambda nodes: f"{nodes.lesion_table.GetNumberOfRows()} lesions; "
+                                               "click a row to jump to one")
+        if created is not None:
+            self.showTables()
+            slicer.modules.plots.logic().ShowChartInLayout(created.tsne_chart)
+
+    def onLesionClicked(self, index):
+        self.panel.attempt(lambda: "Lesion at R {:.1f}, A {:.1f}, S {:.1f}".format(
+            *self.logic.jump_to_lesion(index.row())))
 
 
 class COVIDSimilarCaseTest(ScriptedLoadableModuleTest):
-    """Runs the Logic methods pytest covers on a phantom CT and a temporary folder, inside Slicer."""
+    """Builds an index of a small phantom library, searches it and opens a case, as pytest's end-to-end test does."""
 
     def setUp(self):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
         self.setUp()
-        self.test_validate_phantom_inputs()
+        self.test_index_search_and_open_phantom_case()
 
-    def test_validate_phantom_inputs(self):
+    def test_index_search_and_open_phantom_case(self):
         import tempfile
         from pathlib import Path
 
-        from covidweak.errors import InputError
         from covidweak.mrml import volume_node_from_image
-        from covidweak.phantom import PhantomConfig, generate_study
+        from covidweak.phantom import PhantomConfig, generate_dataset, generate_study
 
-        study = generate_study(3, 0, "covid", config=PhantomConfig(size=128, slices=32))
-        volume = volume_node_from_image(study.ct, name="phantom CT")
-        logic = COVIDSimilarCaseLogic()
-        with tempfile.TemporaryDirectory() as folder:
-            with self.assertRaises(InputError):
-                logic.validate_inputs(volume, str(Path(folder) / "missing"))
-            (Path(folder) / "index.json").write_text("{}")
-            self.assertIn("case index", logic.validate_inputs(volume, folder))
+        folder = Path(tempfile.mkdtemp(prefix="covidsimilarcase-test-"))
+        self.delayDisplay("Building a phantom library and query CT")
+        config = PhantomConfig(size=128, slices=32)
+        generate_dataset(folder / "library", patients=2, studies_per_patient=1, seed=3, config=config)
+        query = volume_node_from_image(generate_study(3, 0, "covid", config=config).ct, name="phantom CT")
+        logic = COVIDSimilarCaseLogic(work_dir=str(folder))
+        logic.build_index(str(folder / "library"), str(folder / "index"), sync=False)
+        self.assertIn("case index", logic.validate_inputs(query, str(folder / "index")))
+        table = logic.search(query, k=2, sync=False)
+        self.assertEqual(table.GetNumberOfRows(), 2)
+        opened = logic.open_case(0)
+        self.assertNotEqual(opened.volume.GetID(), query.GetID())
         self.delayDisplay("COVIDSimilarCase self-test passed")

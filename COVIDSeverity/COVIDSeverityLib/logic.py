@@ -107,8 +107,8 @@ class COVIDSeverityLogic(ParameterizedLogic):
         run_covidweak(severity_command(image_path, out_root / "severity", params), sync, progress, self.work_dir)
         if modality != "ct" or not params.diagnose:
             return out_root / "severity", None
-        run_covidweak(["diagnose", image_path, "--out", out_root / "diagnosis", "--device", params.device],
-                      sync, progress, self.work_dir)
+        argv = ["diagnose", image_path, "--out", out_root / "diagnosis", "--device", params.device]
+        run_covidweak(argv + weights_option("--weights", params.diagnosis_weights), sync, progress, self.work_dir)
         return out_root / "severity", out_root / "diagnosis"
 
     # ------------------------------------------------------------ outputs -> nodes
@@ -345,10 +345,13 @@ def ct_zone_rows(report: dict) -> list[list]:
 def severity_command(image_path, out_dir, params) -> list:
     """``covidweak severity`` arguments; empty weight parameters leave the command's defaults."""
     argv = ["severity", image_path, "--out", out_dir, "--device", params.device, "--seg-method", params.seg_method]
-    for option, value in (("--severity-weights", params.severity_weights), ("--lungs-weights", params.lungs_weights)):
-        if value.strip():
-            argv += [option, value.strip()]
-    return argv
+    return (argv + weights_option("--severity-weights", params.severity_weights)
+            + weights_option("--lungs-weights", params.lungs_weights))
+
+
+def weights_option(option: str, value: str) -> list:
+    """``[option, value]`` for a chosen weight file or registry name; nothing (the command's default) when empty."""
+    return [option, value.strip()] if value.strip() else []
 
 
 def classify_image(image) -> str:

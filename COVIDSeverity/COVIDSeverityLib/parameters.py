@@ -15,6 +15,7 @@ class COVIDSeverityParameters:
     # Registry names or weight files; empty means the command's default (the shipped "-light" weights).
     severity_weights: str = parameter("")
     lungs_weights: str = parameter("")
+    diagnosis_weights: str = parameter("")
     seg_method: str = parameter("mseamnam")
     # CT only: also run ``covidweak diagnose`` (COVID-19 / CAP / normal, per-slice probabilities).
     diagnose: bool = parameter(True)

@@ -91,6 +91,10 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
 
         run_covidweak(argv, sync, progress, self.work_dir)
 
+    def _ducn_weights(self) -> list:
+        weights = self.parameters.ducn_weights.strip()
+        return ["--weights", weights] if weights else []
+
     def _record(self, role: str, node):
         from covidweak.mrml import mark_created, release_output
 
@@ -113,7 +117,8 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
         index = Path(params.index_dir).expanduser()
         if not index.parent.is_dir():
             raise InputError(f"'{index.parent}' does not exist: create it, or choose another index folder")
-        self._run(["index", "build", "--data", data, "--out", index, "--device", params.device], sync, progress)
+        self._run(["index", "build", "--data", data, "--out", index, "--device", params.device,
+                   *self._ducn_weights()], sync, progress)
         return f"case index {index} built from {data}"
 
     # ------------------------------------------------------------ similar cases
@@ -137,7 +142,8 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
         try:
             sitk.WriteImage(image, str(folder / "query.nrrd"))
             argv = ["similar", folder / "query.nrrd", "--index", Path(params.index_dir).expanduser(),
-                    "--k", params.k, "--out", folder / outputs.SIMILAR_JSON]
+                    "--k", params.k, "--out", folder / outputs.SIMILAR_JSON, "--device", params.device,
+                    *self._ducn_weights()]
             if slice_index is not None:
                 argv += ["--slice", int(slice_index)]
             self._run(argv, sync, progress)

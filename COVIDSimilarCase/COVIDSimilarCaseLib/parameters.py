@@ -20,6 +20,9 @@ class COVIDSimilarCaseParameters:
     # A folder written by ``covidweak clusters --data ... --out MODEL_DIR``.
     cluster_model_dir: str = parameter("")
     device: str = parameter("auto")
+    # DuCN weights for building and searching an index (empty: the command's default, ducn-light);
+    # an index can only be searched with the weights it was built with.
+    ducn_weights: str = parameter("")
     # Off by default: every run adds new nodes, earlier results stay for comparison.
     replace_outputs: bool = parameter(False)
     output_results_table: object = node_reference("vtkMRMLTableNode")
