@@ -2,8 +2,9 @@
 a batch killed halfway and resumed, the per-case files, the scene bundle and the DICOM SEG.
 
 The shipped cam-light weights at T_fg 0.5 on 96x96x16 phantoms keep a case
-to a few seconds (at 64 pixels the classical lung segmentation misses some); what the probabilities mean is not under test here, only that
-every file says the same thing and that nothing finished is computed twice.
+to a few seconds (at 64 pixels the classical lung segmentation misses some).
+What the probabilities mean is not under test here, only that every file says
+the same thing and that nothing finished is computed twice.
 """
 
 from __future__ import annotations

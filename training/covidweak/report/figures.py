@@ -68,10 +68,11 @@ def lightbox_slices(lesion: np.ndarray, lungs: np.ndarray, count: int = LIGHTBOX
         with_lung = np.arange(lungs.shape[0])
     picks = set(with_lung[np.linspace(0, with_lung.size - 1, min(count, with_lung.size)).round().astype(int)].tolist())
     per_slice = lesion.reshape(lesion.shape[0], -1).sum(axis=1)
-    if per_slice.max() > 0 and int(per_slice.argmax()) not in picks:
-        # Swap the pick nearest to the worst slice for it, so the most involved slice is always shown.
-        nearest = min(picks, key=lambda k: abs(k - int(per_slice.argmax())))
-        picks = (picks - {nearest}) | {int(per_slice.argmax())}
+    worst = int(per_slice.argmax())
+    if per_slice.max() > 0 and worst not in picks:
+        # Swap the pick nearest to the worst slice (the lower one on a tie) for it, so it is always shown.
+        nearest = min(sorted(picks), key=lambda k: abs(k - worst))
+        picks = (picks - {nearest}) | {worst}
     return np.array(sorted(picks, reverse=True))
 
 
