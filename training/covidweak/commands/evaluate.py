@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-EVALUATE_TASKS = ("weakseg",)
+EVALUATE_TASKS = ("weakseg", "severity")
 
 
 def add_parser(subparsers) -> None:

@@ -25,6 +25,7 @@ TASKS: dict[str, str] = {
     "fecnn": "covidweak.training.tasks.fecnn:FeCnnTask",
     "severity": "covidweak.training.tasks.severity:SeverityTask",
     "severity-selftrain": "covidweak.training.tasks.severity:SeveritySelfTrainTask",
+    "cxr-embed": "covidweak.training.tasks.severity:CxrEmbedTask",
     "ducn": "covidweak.training.tasks.ducn:DuCnTask",
 }
 """Task name -> ``"module:Class"``. The class is built without arguments."""
