@@ -144,6 +144,9 @@ def test_case_files_agree_with_each_other_and_the_bundle_reads_back(resumed_batc
         np.testing.assert_allclose(in_bundle, sitk.GetArrayFromImage(probability), atol=1e-6)
         assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
         assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 2
+        red = scene.GetSingletonNode("Red", "vtkMRMLSliceCompositeNode")
+        assert red.GetBackgroundVolumeID() == volumes["good_1"].GetID()
+        assert red.GetForegroundVolumeID() == volumes["good_1 lesion probability"].GetID()
     finally:
         scene.Clear(True)
 
@@ -190,6 +193,12 @@ def test_index_page_links_every_finished_report(resumed_batch):
         assert (f'href="{row["report"]}"' in page) == (row["status"] == "done")
     assert page.count('onclick="sortBy(this)"') == len(SUMMARY_COLUMNS) - 1  # every column but the report link
     assert "<script src" not in page and "http" not in page
+
+
+def test_the_network_is_loaded_once_per_process():
+    from covidweak.batch.steps import loaded_model
+
+    assert loaded_model("cam-light", "cam", "cpu") is loaded_model("cam-light", "cam", "cpu")
 
 
 def test_output_folder_and_options_are_checked(batch_input, tmp_path):

@@ -45,6 +45,8 @@ CASES_DIR = "cases"
 REPORT_FILE = "report.html"
 SUMMARY_COLUMNS = ("case_id", "status", "lesion_count", "lesion_volume_ml", "lung_volume_ml", "involvement_percent",
                    "right_percent", "left_percent", "runtime_s", "input", "error", "report")
+SLICE_VIEWS = ("Red", "Yellow", "Green")
+"""Slicer's axial, sagittal and coronal views in the default layout."""
 RESULT_OPTIONS = ("method", "weights", "t_fg", "t_bg", "lesion_boxes", "steps")
 """Options that change a case's results: a rerun with other values would mix two analyses in one folder."""
 
@@ -120,7 +122,13 @@ def run_case(case: Case, out: Path, options: BatchOptions) -> dict:
 
 
 def open_case(case: Case, folder: Path, options: BatchOptions):
-    """A fresh scene holding the case's CT (read and checked), and the step context around it."""
+    """A fresh scene holding the case's CT (read and checked), and the step context around it.
+
+    The scene is the case's own, never Slicer's ``slicer.mrmlScene``: the Logics
+    take it as an argument. It gets the three slice views' composite nodes, so
+    the modules set CT and overlay in them as in the application, and the saved
+    bundle opens with the overlay on.
+    """
     import slicer
 
     from ..io import read_ct
@@ -128,8 +136,10 @@ def open_case(case: Case, folder: Path, options: BatchOptions):
 
     image = read_ct(case.path)
     scene = slicer.vtkMRMLScene()
-    # slicer.util helpers work on the global scene, as in the application.
-    slicer.mrmlScene = scene
+    for layout in SLICE_VIEWS:
+        composite = slicer.vtkMRMLSliceCompositeNode()
+        composite.SetLayoutName(layout)  # also its singleton tag: Slicer merges it into that view on load
+        scene.AddNode(composite)
     volume = volume_node_from_image(image, scene=scene, name=case.case_id)
     return scene, CaseContext(case, scene, volume, image, folder, options)
 
