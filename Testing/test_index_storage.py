@@ -108,6 +108,17 @@ def test_bad_additions_are_rejected_and_change_nothing(tmp_path):
     assert CaseIndex.open(tmp_path / "ix").study_ids() == ["study0"] == index.study_ids()
 
 
+def test_a_stale_writer_is_refused(tmp_path):
+    first = _filled(tmp_path / "ix", 1)
+    second = CaseIndex.open(tmp_path / "ix")
+    first.add_study(_study(1), _vectors(1, 2), [0, 1])
+    with pytest.raises(InputError, match="another process"):
+        second.add_study(_study(2), _vectors(2, 2), [0, 1])
+    with pytest.raises(InputError, match="another process"):
+        second.remove_study("study0")
+    assert CaseIndex.open(tmp_path / "ix").study_ids() == ["study0", "study1"]
+
+
 def test_create_refuses_a_folder_with_files(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(InputError) as error:

@@ -287,6 +287,7 @@ class CaseIndex:
             raise InputError("the same study_id appears twice among the studies to add: give each study once")
         if not rows:
             return
+        self._check_unchanged_on_disk()
         new_vectors = np.concatenate(vectors)
         new_aggregates = np.stack([aggregate_embedding(v) for v in vectors])
         ids = [row["study_id"] for row in rows]
@@ -313,6 +314,7 @@ class CaseIndex:
         positions = {self._position(study_id) for study_id in study_ids}
         if not positions:
             return
+        self._check_unchanged_on_disk()
         keep_study = np.ones(len(self._studies), dtype=bool)
         keep_study[sorted(positions)] = False
         keep_row = keep_study[self._row_study.view]
@@ -324,6 +326,13 @@ class CaseIndex:
         self._load(tables)
         if self._cache is not None:
             self._cache = self._cache.reset(self._vectors.view)
+
+    def _check_unchanged_on_disk(self) -> None:
+        """InputError when another process changed the folder since this object read it: writing from this
+        stale state would cut off that process's additions."""
+        if storage.read_header(self.folder) != self._header:
+            raise InputError(f"case index {self.folder} was changed by another process: open it again, then retry "
+                             "(one writer at a time)")
 
     def _commit(self, header: storage.Header) -> None:
         storage.write_header(self.folder, header)

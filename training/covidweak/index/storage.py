@@ -18,7 +18,8 @@ off whatever an earlier killed add left behind) and then atomically replaces
 prefix of each file. A removal writes the next generation's files complete and then
 replaces the header. Bytes past the valid prefix are therefore never corruption; a file
 shorter than its prefix is. The matrices are raw rather than ``.npy`` because an ``.npy``
-header states the shape and so cannot be appended to. One writer at a time is assumed.
+header states the shape and so cannot be appended to. One writer at a time: CaseIndex refuses to
+write from a view older than the current index.json.
 """
 
 from __future__ import annotations
