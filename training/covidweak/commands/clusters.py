@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _check_k(text: str):
+def parse_k(text: str):
     from ..errors import InputError
 
     if text == "auto":
@@ -72,7 +72,7 @@ def fit(args) -> int:
     from ..models import load_weights
     from ..progress import tqdm_progress
 
-    k = _check_k(args.k)
+    k = parse_k(args.k)
     refuse_existing(model_paths(args.out), args.overwrite)
     device = resolve_device(args.device)
     loaded = load_weights(args.weights or DEFAULT_WEIGHTS, method="fecnn", device=str(device))
