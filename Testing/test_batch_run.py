@@ -104,7 +104,11 @@ def test_nine_cases_done_and_three_reported_with_their_reason(resumed_batch):
     for case in done:
         row = summary[case]
         assert float(row["lung_volume_ml"]) > 0 and int(row["lesion_count"]) >= 0
+        assert 0 <= int(row["ct_severity_score"]) <= 30
         assert (out / row["report"]).is_file()
+        # The severity step scores the lesions of the segmentation step, not a second segmentation.
+        severity = json.loads((out / "cases" / case / "ct_severity.json").read_text())
+        assert severity["involvement_percent"] == pytest.approx(float(row["involvement_percent"]), abs=1e-3)
     assert not list((out / "cases").glob(".*")), "no partial folder is left"
 
 
@@ -142,8 +146,9 @@ def test_case_files_agree_with_each_other_and_the_bundle_reads_back(resumed_batc
         assert set(volumes) == {"good_1", "good_1 lesion probability"}
         in_bundle = sitk.GetArrayFromImage(image_from_volume_node(volumes["good_1 lesion probability"]))
         np.testing.assert_allclose(in_bundle, sitk.GetArrayFromImage(probability), atol=1e-6)
-        assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
-        assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 2
+        # Lesions and severity zones; lesion, involvement and severity zone tables.
+        assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 2
+        assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 3
         red = scene.GetSingletonNode("Red", "vtkMRMLSliceCompositeNode")
         assert red.GetBackgroundVolumeID() == volumes["good_1"].GetID()
         assert red.GetForegroundVolumeID() == volumes["good_1 lesion probability"].GetID()
@@ -218,7 +223,7 @@ def test_output_folder_and_options_are_checked(batch_input, tmp_path):
         prepare_output(ours, BatchOptions(method="mseamnam"))
     with pytest.raises(InputError, match="unknown step"):
         check_steps(["COVIDWeakSeg", "Nope"])
-    assert json.loads((ours / "batch.json").read_text())["steps"] == ["COVIDWeakSeg"]
+    assert json.loads((ours / "batch.json").read_text())["steps"] == ["COVIDWeakSeg", "COVIDSeverity"]
 
 
 def test_cases_come_from_files_dicom_folders_and_manifests(batch_input, phantom_dir, tmp_path):

@@ -7,9 +7,11 @@ in the order of ``--steps``; a later step sees the earlier ones' outputs
 (``context.outputs``), so e.g. a CT severity step can reuse the lesion
 segmentation instead of computing it again.
 
-Only COVIDWeakSeg has a step: the COVIDSeverity and COVIDSimilarCase Logics had
-no scriptable ``process`` when this runner was written. Each gets its step
-here, under its module's name, once it has one.
+Steps: COVIDWeakSeg (lesions), then COVIDSeverity (the 6-zone CT score,
+computed from COVIDWeakSeg's segmentation rather than a second one). The
+diagnosis part of COVIDSeverity (``covidweak diagnose``) is left out: no
+diagnosis weights are shipped. COVIDSimilarCase needs an index of earlier
+cases, which a batch does not have by default; it has no step yet.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class BatchOptions:
     t_bg: Optional[float] = None
     device: str = "auto"
     lesion_boxes: bool = False
-    steps: tuple = ("COVIDWeakSeg",)
+    steps: tuple = ("COVIDWeakSeg", "COVIDSeverity")
     modules_dir: Optional[str] = None
     pdf: bool = False
     dicom_seg: bool = True  # for DICOM inputs: also write the lesions as a DICOM SEG
@@ -62,6 +64,7 @@ class CaseContext:
     figures: dict = field(default_factory=dict)  # summary.csv column -> value
     sections: list = field(default_factory=list)  # report Sections
     models: list = field(default_factory=list)  # {"step", "method", "name", "sha256"}
+    handoff: dict = field(default_factory=dict)  # what a step leaves for later ones, e.g. "segment_result"
 
     def save(self, node, key: str, file_name: str) -> None:
         from .scene_files import save_node
@@ -151,10 +154,60 @@ def weakseg_step(context: CaseContext) -> None:
     context.sections.append(Section("Lesions (COVIDWeakSeg)", pictures, tables, text))
     context.models.append({"step": "COVIDWeakSeg", "method": summary["method"], "name": summary["weights"],
                            "sha256": summary["weights_sha256"]})
+    context.handoff["segment_result"] = result
+
+
+def severity_step(context: CaseContext) -> None:
+    """COVIDSeverity on a CT: the 6-zone involvement score (0-30) of COVIDWeakSeg's lesion segmentation.
+
+    The module's ``process`` would segment the CT again, with its own default
+    weights and T_fg; here ``covidweak severity --from-segment`` reads the
+    segmentation the COVIDWeakSeg step made, and the module's Logic turns its
+    output folder into nodes (``load_outputs``), so both sections of the
+    report describe the same lesions.
+    """
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    from ..mrml import run_covidweak
+    from ..weakseg.outputs import write_outputs
+
+    result = context.handoff.get("segment_result")
+    if result is None:
+        raise InputError("the COVIDSeverity step scores COVIDWeakSeg's lesions: list COVIDWeakSeg before it in --steps")
+    lib = import_module_lib("COVIDSeverity", context.options.modules_dir)
+    from COVIDSeverityLib import logic as severity_logic  # importable now that import_module_lib found the package
+
+    logic = lib.COVIDSeverityLogic(context.scene)
+    logic.parameters.device = context.options.device
+    logic.parameters.seg_method = context.options.method
+    work = Path(tempfile.mkdtemp(prefix=".severity-", dir=context.folder))
+    try:
+        write_outputs(result, work / "segment")
+        argv = severity_logic.severity_command(context.case.path, work / "severity", logic.parameters)
+        with contextlib.redirect_stdout(io.StringIO()):  # the command's one-line summary; the batch prints its own
+            run_covidweak(argv + ["--from-segment", work / "segment", "--t-fg", repr(float(result.t_fg))], sync=True)
+        created = logic.load_outputs(context.volume, work / "severity")
+        shutil.copyfile(work / "severity" / "ct_severity.json", context.folder / "ct_severity.json")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    context.outputs["ct_severity"] = "ct_severity.json"
+    context.save(created.zone_table, "severity_zone_table", "severity_zones.tsv")
+    context.save(created.zone_segmentation, "severity_zone_segmentation", "severity_zones.seg.nrrd")
+    report = logic.last_report
+    context.figures["ct_severity_score"] = created.score
+    table = Table("Zone involvement and score (0-5 per zone)", severity_logic.CT_ZONE_COLUMNS,
+                  severity_logic.ct_zone_rows(report))
+    context.sections.append(Section("CT severity (COVIDSeverity)", tables=[table],
+                                    text=f"{logic.summary_text()}. {report['score_name']}; computed from the "
+                                         "lesion segmentation above."))
 
 
 STEPS: dict[str, Callable[[CaseContext], None]] = {
     "COVIDWeakSeg": weakseg_step,
+    "COVIDSeverity": severity_step,
 }
 """Module name -> its step, in the order a batch runs them by default."""
 
