@@ -111,10 +111,22 @@ class COVIDSimilarCaseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                lambda table: f"{table.GetNumberOfRows()} similar cases; click a row to open one")
         if table is not None:
             self.showTables()
+            self.showThumbnail(0)
+
+    def showThumbnail(self, row):
+        import qt
+
+        def show():
+            pixmap = qt.QPixmap(str(self.logic.match_thumbnail(row)))
+            self.ui.thumbnailLabel.setPixmap(pixmap.scaledToWidth(min(pixmap.width(), 200)))
+            return f"Preview: the matching slice of result {row + 1}"
+
+        self.panel.attempt(show)
 
     def onResultClicked(self, index):
         # Red (query) and Yellow (similar case) side by side; the Logic fills and positions them.
         slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+        self.showThumbnail(index.row())
         self.panel.attempt(lambda: self.openedStatus(self.logic.open_case(index.row())))
 
     @staticmethod

@@ -169,6 +169,21 @@ def test_selecting_a_row_opens_the_study_beside_the_untouched_query(logic, query
     assert logic.current_slice(volume) == 20
 
 
+def test_thumbnail_shows_the_matching_slice_in_the_lung_window(logic, query, phantom_dir, tmp_path):
+    from covidweak.io import read_ct
+    from PIL import Image
+
+    report = write_similar_json(phantom_dir, tmp_path / "similar.json")
+    logic.load_similar(query[0], tmp_path / "similar.json")
+    path = logic.match_thumbnail(2)
+    assert path.parent == tmp_path and path.suffix == ".png"
+    pixels = np.asarray(Image.open(path))
+    hu = sitk.GetArrayFromImage(read_ct(report["results"][2]["source_path"]))[14]  # match slice of rank 3
+    assert pixels.shape == (*hu.shape, 3)
+    assert np.all(pixels[hu <= -1350] == 0) and np.all(pixels[hu >= 150] == 255)
+    assert logic.match_thumbnail(2) == path, "a second call replaces the same file"
+
+
 def test_opening_refuses_missing_rows_and_moved_studies(logic, query, phantom_dir, tmp_path):
     with pytest.raises(InputError, match="press Search first"):
         logic.open_case(0)
@@ -178,6 +193,8 @@ def test_opening_refuses_missing_rows_and_moved_studies(logic, query, phantom_di
     logic.load_similar(query[0], tmp_path / "similar.json")
     with pytest.raises(InputError, match="no longer at"):
         logic.open_case(0)
+    with pytest.raises(InputError, match="no longer at"):
+        logic.match_thumbnail(0)
     with pytest.raises(InputError, match="does not exist: the table has 4 rows"):
         logic.open_case(4)
     (tmp_path / "bad.json").write_text(json.dumps({"query": {}, "results": [{"rank": 1}]}))

@@ -171,12 +171,9 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
 
         params = self.parameters
         result = self._result_row(row)
-        source = Path(str(result["source_path"]))
-        if not source.exists():
-            raise InputError(f"the CT of study {result['study_id']} is no longer at {source}: "
-                             "restore it, or rebuild the case index")
         name = f"similar #{int(result['rank'])} {result['study_id']}"
-        case = self._record("output_case_volume", volume_node_from_image(read_ct(source), scene=self.scene, name=name))
+        case = self._record("output_case_volume", volume_node_from_image(read_ct(source_of(result)), scene=self.scene,
+                                                                         name=name))
         match_slice = int(result["match_slice"])
         query, query_slice = params.query_volume, result["query_slice"]
         known = query is not None and query.GetImageData() is not None and str(query_slice) not in ("", "None")
@@ -185,6 +182,28 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
                             slice_centre_ras(query, int(query_slice)) if known else None)
         self.show_side_by_side(opened)
         return opened
+
+    def match_thumbnail(self, row: int = 0) -> Path:
+        """A lung-window PNG of the matching slice of result ``row`` (default the best match), for the panel.
+
+        Written into the work folder (the system temp folder when None) and
+        replaced on the next call for the same study and slice.
+        """
+        import numpy as np
+        import SimpleITK as sitk
+        from covidweak.io import read_ct
+        from covidweak.viz import LUNG_WINDOW, save_png, window
+
+        result = self._result_row(row)
+        voxels = sitk.GetArrayViewFromImage(read_ct(source_of(result)))
+        k = int(result["match_slice"])
+        if not 0 <= k < voxels.shape[0]:
+            raise InputError(f"match slice {k} is outside study {result['study_id']}: rebuild the case index")
+        grey = window(voxels[k], *LUNG_WINDOW)
+        folder = Path(self.work_dir or tempfile.gettempdir())
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(result["study_id"]))
+        return save_png(np.repeat(grey[..., None], 3, axis=2), folder / f"covidweak-match-{name}-{k}.png",
+                        overwrite=True)
 
     def _result_row(self, row: int) -> dict:
         from covidweak.mrml import table_node_rows
@@ -296,6 +315,15 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
         ras = tuple(float(rows[row][columns.index(f"centroid_{axis}")]) for axis in "ras")
         jump_all_slices(self.scene, ras)
         return ras
+
+
+def source_of(result: dict) -> Path:
+    """The CT file of a result row; InputError when it has moved since the index was built."""
+    source = Path(str(result["source_path"]))
+    if not source.exists():
+        raise InputError(f"the CT of study {result['study_id']} is no longer at {source}: "
+                         "restore it, or rebuild the case index")
+    return source
 
 
 def check_index_dir(index_dir) -> Path:
