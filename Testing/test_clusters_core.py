@@ -1,0 +1,153 @@
+"""Lesion branch of Wu et al. with values worked out by hand: Otsu + 4-connectivity, lesion features,
+hit rate (Sect. 4.3.2), Eq. 10 scores, the elbow rule, Hungarian matching (Table 7) and t-SNE placement."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from covidweak.clusters.embedding import place
+from covidweak.clusters.hitrate import box_iou, cam_regions, slice_hits, truth_components
+from covidweak.clusters.kmeans import choose_k, elbow_k, lesion_scores
+from covidweak.clusters.lam import (component_maxima, lesion_activation_map, lesion_components, lesion_features,
+                                    normalise)
+from covidweak.clusters.matching import confusion, match_clusters, type_table
+from covidweak.errors import InputError
+
+
+def test_otsu_and_four_connectivity_keep_diagonal_pixels_apart():
+    # Two diagonal 2-pixel blobs touch only at a corner: 4-connectivity makes them two lesions.
+    # The lone bright pixel at (4, 4) is one pixel and is dropped. Otsu splits 0 from 0.8-1.0.
+    lahm = np.zeros((6, 6), dtype=np.float32)
+    lahm[0, 0:2] = 1.0
+    lahm[1, 2:4] = 0.9
+    lahm[4, 4] = 0.8
+    labels = lesion_components(lahm)
+    assert labels.max() == 2
+    assert set(labels[0, 0:2]) == {1} and set(labels[1, 2:4]) == {2}
+    assert labels[4, 4] == 0
+
+
+def test_flat_heatmap_has_no_lesions():
+    assert lesion_components(np.zeros((4, 4))).max() == 0
+    assert normalise(np.full((3, 3), 5.0)).max() == 0
+
+
+def test_lesion_features_are_taken_at_each_component_maximum():
+    lahm = np.array([[0.2, 0.9, 0, 0], [0.3, 0.1, 0, 0], [0, 0, 0, 0], [0, 0, 0.4, 0.7]], dtype=np.float32)
+    labels = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 2, 2]], dtype=np.int32)
+    maxima = component_maxima(lahm, labels)
+    assert maxima.tolist() == [[0, 1], [3, 3]]
+    features = np.arange(3 * 16, dtype=np.float32).reshape(3, 4, 4)  # channel c at (r, k) = 16c + 4r + k
+    assert lesion_features(features, maxima).tolist() == [[1, 17, 33], [15, 31, 47]]
+
+
+def test_lam_is_the_masked_heatmap_upsampled():
+    lahm = np.array([[0.0, 1.0], [0.5, 0.0]], dtype=np.float32)
+    labels = np.array([[0, 1], [0, 0]], dtype=np.int32)
+    lam = lesion_activation_map(lahm, labels, (4, 4))
+    assert lam.shape == (4, 4)
+    assert lam[0, 3] == pytest.approx(1.0) and lam[3, 0] == pytest.approx(0.0)
+
+
+def test_box_iou_by_hand():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 5)) == pytest.approx(0.5)
+    assert box_iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7)
+    assert box_iou((0, 0, 2, 2), (5, 5, 6, 6)) == 0.0
+
+
+def test_hit_rate_thresholds_and_the_maximum_inside_the_overlap():
+    truth = np.zeros((20, 20), dtype=np.int32)
+    truth[0:10, 0:10] = 1  # ground-truth box (0, 0, 10, 10), area 100
+    detected = np.zeros((20, 20), dtype=np.int32)
+    detected[0:10, 0:5] = 1  # detected box (0, 0, 10, 5): IoU 50 / 100 = 0.5
+    heat = np.zeros((20, 20), dtype=np.float32)
+    heat[3, 2] = 1.0  # the detected region's maximum lies inside the overlap
+    hits, lesions = slice_hits(detected, heat, truth, thresholds=(0.1, 0.4, 0.5, 0.6))
+    assert lesions == 1
+    assert hits.tolist() == [1, 1, 0, 0]  # "over the threshold": 0.5 is not over 0.5
+
+    # The same boxes with the maximum outside the ground-truth box: no hit at any threshold.
+    detected[10:12, 0:5] = 1  # box grows to (0, 0, 12, 5): IoU 50 / 110
+    heat[:] = 0
+    heat[11, 2] = 1.0
+    hits, _ = slice_hits(detected, heat, truth, thresholds=(0.1, 0.4))
+    assert hits.tolist() == [0, 0]
+
+
+def test_hit_rate_counts_each_ground_truth_lesion_and_misses_without_detections():
+    truth = truth_components(np.pad(np.eye(2, dtype=np.uint8), ((0, 4), (0, 4))))  # diagonal: two lesions
+    assert truth.max() == 2
+    hits, lesions = slice_hits(np.zeros((6, 6), np.int32), np.zeros((6, 6)), truth, thresholds=(0.1,))
+    assert (hits.tolist(), lesions) == ([0], 2)
+
+
+def test_cam_regions_use_twenty_percent_of_the_maximum():
+    cam = np.array([[1.0, 0.25, 0.15, 0.0]], dtype=np.float32)
+    assert cam_regions(cam).tolist() == [[1, 1, 0, 0]]
+
+
+def test_lesion_scores_eq10_by_hand():
+    centres = np.array([[0.0, 0.0], [3.0, 4.0]])
+    scores = lesion_scores(np.array([[0.0, 0.0], [3.0, 4.0], [1.5, 2.0]]), centres)
+    # Distances (0, 5): softmax(-d) = (1, e^-5) / (1 + e^-5).
+    assert scores[0] == pytest.approx([1 / (1 + math.exp(-5)), math.exp(-5) / (1 + math.exp(-5))])
+    assert scores[1] == pytest.approx(scores[0][::-1])
+    assert scores[2] == pytest.approx([0.5, 0.5])  # equidistant
+
+
+def test_elbow_rule_picks_the_knee():
+    # Scaled curve: K 1..5 -> x 0, .25, .5, .75, 1; inertia 100, 60, 20, 15, 10 -> y 1, .556, .111, .056, 0.
+    # x + y - 1 = 0, -.194, -.389, -.194, 0: farthest from the chord x + y = 1 at K = 3.
+    assert elbow_k(np.arange(1, 6), np.array([100.0, 60.0, 20.0, 15.0, 10.0])) == 3
+    # With inertia 40 at K = 2 instead, K = 2 is farther (-.417) and becomes the elbow.
+    assert elbow_k(np.arange(1, 6), np.array([100.0, 40.0, 20.0, 15.0, 10.0])) == 2
+    assert elbow_k(np.array([1, 2]), np.array([5.0, 1.0])) == 2
+    assert elbow_k(np.arange(1, 5), np.full(4, 3.0)) == 1
+
+
+def test_choose_k_refuses_more_clusters_than_lesions():
+    features = np.random.default_rng(0).normal(size=(4, 3))
+    with pytest.raises(InputError, match="larger than the 4 lesions"):
+        choose_k(features, 5)
+    assert choose_k(features, 2)[0] == 2
+    with pytest.raises(InputError, match="at least 3 lesions"):
+        choose_k(features[:2], "auto")
+
+
+def test_auto_k_finds_three_separated_groups():
+    rng = np.random.default_rng(1)
+    centres = np.array([[0, 0], [10, 0], [0, 10]], dtype=float)
+    features = np.concatenate([c + 0.1 * rng.normal(size=(10, 2)) for c in centres])
+    assert choose_k(features, "auto")[0] == 3
+
+
+def test_hungarian_matching_on_a_known_confusion():
+    types = np.array([1, 1, 1, 1, 2, 2, 2, 3, 3])
+    clusters = np.array([2, 2, 2, 0, 1, 1, 2, 0, 0])
+    table = confusion(types, clusters, 3, 3)
+    assert table.tolist() == [[1, 0, 3], [0, 2, 1], [2, 0, 0]]
+    assert match_clusters(table) == {0: 2, 1: 1, 2: 0}
+    rows = type_table(table, ["ggo", "crazy-paving", "consolidation"])["rows"]
+    assert rows[0]["counts"] == [3, 0, 1]  # columns in type order: clusters 2, 1, 0
+    assert rows[0]["sensitivity"] == pytest.approx(3 / 4)
+    assert rows[0]["specificity"] == pytest.approx(4 / 5)  # cluster 2 holds 1 of the 5 other lesions
+    assert rows[0]["precision"] == pytest.approx(3 / 4)
+    assert rows[2]["sensitivity"] == pytest.approx(1.0) and rows[2]["precision"] == pytest.approx(2 / 3)
+
+
+def test_extra_clusters_stay_unmatched():
+    table = confusion(np.array([1, 1, 2]), np.array([0, 3, 1]), 2, 4)
+    rows = type_table(table, ["a", "b"])["rows"]
+    assert rows[0]["cluster"] == 0 and rows[0]["unmatched_clusters"] == 1 and rows[0]["sensitivity"] == 0.5
+
+
+def test_new_lesions_land_at_the_inverse_distance_weighted_mean_of_their_neighbours():
+    library_svd = np.array([[0.0], [1.0], [3.0]])
+    library_tsne = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 30.0]])
+    # 0.25 is 0.25 from the first and 0.75 from the second: weights 4 and 4/3 -> (0*3 + 10*1) / 4 = 2.5.
+    points = place(np.array([[0.25], [3.0]]), library_svd, library_tsne, neighbours=2)
+    assert points[0] == pytest.approx([2.5, 0.0])
+    assert points[1] == pytest.approx([0.0, 30.0])  # identical to a library lesion
