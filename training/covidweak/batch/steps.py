@@ -8,10 +8,10 @@ in the order of ``--steps``; a later step sees the earlier ones' outputs
 segmentation instead of computing it again.
 
 Steps: COVIDWeakSeg (lesions), then COVIDSeverity (the 6-zone CT score,
-computed from COVIDWeakSeg's segmentation rather than a second one). The
-diagnosis part of COVIDSeverity (``covidweak diagnose``) is left out: no
-diagnosis weights are shipped. COVIDSimilarCase needs an index of earlier
-cases, which a batch does not have by default; it has no step yet.
+computed from COVIDWeakSeg's segmentation rather than a second one), and
+COVIDSimilarCase (the most similar cases of a case index) when an index is
+given. The diagnosis part of COVIDSeverity (``covidweak diagnose``) is left
+out: no diagnosis weights are shipped.
 """
 
 from __future__ import annotations
@@ -44,8 +44,11 @@ class BatchOptions:
     t_bg: Optional[float] = None
     device: str = "auto"
     lesion_boxes: bool = False
-    steps: tuple = ("COVIDWeakSeg", "COVIDSeverity")
+    steps: tuple = ("COVIDWeakSeg", "COVIDSeverity")  # see DEFAULT_STEPS
     modules_dir: Optional[str] = None
+    similar_index: Optional[str] = None  # a `covidweak index build` folder: adds the COVIDSimilarCase step
+    similar_k: int = 5
+    ducn_weights: str = ""  # DuCN weights of that index; empty = the command's default
     pdf: bool = False
     dicom_seg: bool = True  # for DICOM inputs: also write the lesions as a DICOM SEG
 
@@ -205,11 +208,45 @@ def severity_step(context: CaseContext) -> None:
                                          "lesion segmentation above."))
 
 
+def similar_step(context: CaseContext) -> None:
+    """COVIDSimilarCase: the ``similar_k`` studies of ``similar_index`` closest to this CT (DuCN embedding)."""
+    import contextlib
+    import io
+
+    from ..mrml import table_node_rows
+    from ..models.weights import registry_entry, sha256_of
+
+    options = context.options
+    if not options.similar_index:
+        raise InputError("the COVIDSimilarCase step needs a case index: pass --similar-index INDEX "
+                         "(build one with `covidweak index build`)")
+    lib = import_module_lib("COVIDSimilarCase", options.modules_dir)
+    logic = lib.COVIDSimilarCaseLogic(context.scene)
+    logic.parameters.device = options.device
+    logic.parameters.ducn_weights = options.ducn_weights
+    with contextlib.redirect_stdout(io.StringIO()):  # the command's own summary line
+        table = logic.search(context.volume, index_dir=options.similar_index, k=options.similar_k, sync=True)
+    context.save(table, "similar_table", "similar_cases.tsv")
+    columns, rows = table_node_rows(table)
+    if rows:
+        context.figures["similar_top_study"] = rows[0][columns.index("study_id")]
+        context.figures["similar_top_diagnosis"] = rows[0][columns.index("diagnosis")]
+    context.sections.append(Section("Similar cases (COVIDSimilarCase)", tables=[Table(
+        f"The {len(rows)} closest studies of the index {options.similar_index}", columns, rows, digits=4)]))
+    weights = options.ducn_weights or "ducn-light"
+    path = Path(weights)
+    digest = sha256_of(path) if path.is_file() else registry_entry(weights).get("sha256", "")
+    context.models.append({"step": "COVIDSimilarCase", "method": "ducn", "name": path.stem, "sha256": digest})
+
+
 STEPS: dict[str, Callable[[CaseContext], None]] = {
     "COVIDWeakSeg": weakseg_step,
     "COVIDSeverity": severity_step,
+    "COVIDSimilarCase": similar_step,
 }
-"""Module name -> its step, in the order a batch runs them by default."""
+"""Module name -> its step, in the order a batch runs them."""
+DEFAULT_STEPS = ("COVIDWeakSeg", "COVIDSeverity")
+"""Without a case index; ``--similar-index`` adds COVIDSimilarCase."""
 
 
 def check_steps(names) -> tuple:

@@ -22,7 +22,7 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     """The batch options, shared by the subcommand and covid_batch.py."""
-    from ..batch.steps import STEPS
+    from ..batch.steps import DEFAULT_STEPS, STEPS
 
     parser.add_argument("--input", type=Path, required=True,
                         help="folder of CT files / DICOM series folders, or a CSV manifest")
@@ -33,8 +33,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--t-fg", type=float, default=None, help="foreground threshold T_fg (default: the module's)")
     parser.add_argument("--t-bg", type=float, default=None, help="background threshold T_bg (default: the module's)")
     parser.add_argument("--lesion-boxes", action="store_true", help="also add the multi-scale CAM lesion boxes")
-    parser.add_argument("--steps", nargs="+", default=list(STEPS), metavar="MODULE",
-                        help=f"modules to run, in order (default: {' '.join(STEPS)})")
+    parser.add_argument("--steps", nargs="+", default=None, metavar="MODULE",
+                        help=f"modules to run, in order, from {' '.join(STEPS)} (default: {' '.join(DEFAULT_STEPS)}, "
+                             "plus COVIDSimilarCase with --similar-index)")
+    parser.add_argument("--similar-index", type=Path, default=None,
+                        help="case index folder (covidweak index build): adds the similar-case search to each report")
+    parser.add_argument("--similar-k", type=int, default=5, help="similar cases per report (default: 5)")
+    parser.add_argument("--ducn-weights", default="", help="DuCN weights of the index (default: ducn-light)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes on CPU (default: 1; on a GPU "
                         "always 1 with the network loaded once)")
     parser.add_argument("--pdf", action="store_true", help="also print each report to PDF (needs PySide6 or Slicer)")
@@ -52,10 +57,13 @@ def add_parser(subparsers) -> None:
 
 
 def options_from(args):
-    from ..batch.steps import BatchOptions, check_steps
+    from ..batch.steps import DEFAULT_STEPS, BatchOptions, check_steps
 
+    steps = args.steps or [*DEFAULT_STEPS, *(["COVIDSimilarCase"] if args.similar_index else [])]
     return BatchOptions(method=args.method, weights=args.weights, t_fg=args.t_fg, t_bg=args.t_bg, device=args.device,
-                        lesion_boxes=args.lesion_boxes, steps=check_steps(args.steps),
+                        lesion_boxes=args.lesion_boxes, steps=check_steps(steps),
+                        similar_index=str(args.similar_index.resolve()) if args.similar_index else None,
+                        similar_k=args.similar_k, ducn_weights=args.ducn_weights,
                         modules_dir=str(args.modules_dir) if args.modules_dir else None, pdf=args.pdf,
                         dicom_seg=not args.no_dicom_seg)
 
