@@ -33,8 +33,8 @@ class COVIDSeverity(ScriptedLoadableModule):
         self.parent.helpText = (
             "Scores COVID-19 severity of a chest X-ray (loaded as a one-slice volume: probability overlay, "
             "zone lines, 3x2 zone array, global score 0-6) or of a chest CT (involvement per lung zone, "
-            "zone score 0-30, diagnosis probabilities with a per-slice plot; click a point to jump to the "
-            "slice). Export writes every table as CSV.<br><b>Research use only, not for clinical use.</b>"
+            "zone score 0-30, diagnosis probabilities with a per-slice plot; select a point to jump to "
+            "its slice). Export writes every table as CSV.<br><b>Research use only, not for clinical use.</b>"
         )
         self.parent.acknowledgementText = (
             "Built on 3D Slicer, SimpleITK and PyTorch. Methods follow the multiscale CT classification "
@@ -75,7 +75,7 @@ class COVIDSeverityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self):
         self.removeObservers()
         if self.plotView is not None:
-            self.plotView.disconnect("dataPointClicked(QString,int)", self.onPlotPointClicked)
+            self.plotView.disconnect("dataSelected(vtkStringArray*, vtkCollection*)", self.onPlotPointsSelected)
 
     def onSceneChanged(self, caller=None, event=None):
         self.binding.update_widgets()
@@ -119,16 +119,25 @@ class COVIDSeverityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.zoneTableWidget.setItem(row, column, item)
 
     def showSlicePlot(self, chart):
-        """Show the per-slice plot in the layout; clicking one of its points jumps to that slice."""
+        """Show the per-slice plot in the layout; selecting one of its points jumps to that slice."""
         slicer.modules.plots.logic().ShowChartInLayout(chart)
         plot_widget = slicer.app.layoutManager().plotWidget(0)
-        if plot_widget is not None and self.plotView is None:
+        if plot_widget is None:
+            return
+        plot_widget.mrmlPlotViewNode().SetInteractionMode(slicer.vtkMRMLPlotViewNode.InteractionModeSelectPoints)
+        if self.plotView is None:
             self.plotView = plot_widget.plotView()
-            self.plotView.connect("dataPointClicked(QString,int)", self.onPlotPointClicked)
+            self.plotView.connect("dataSelected(vtkStringArray*, vtkCollection*)", self.onPlotPointsSelected)
 
-    def onPlotPointClicked(self, series_id, point):
+    def onPlotPointsSelected(self, series_ids, selections):
+        """All series share the slice table's rows, so the first selected point's row gives the slice."""
+        points = [selections.GetItemAsObject(i) for i in range(selections.GetNumberOfItems())]
+        points = [ids.GetValue(0) for ids in points if ids is not None and ids.GetNumberOfValues()]
+        if not points:
+            return
+
         def jump():
-            k = self.logic.slice_of_point(point)
+            k = self.logic.slice_of_point(int(points[0]))
             return "Slice {} at S {:.1f} mm".format(k, self.logic.jump_to_slice(k)[2])
 
         self.panel.attempt(jump)

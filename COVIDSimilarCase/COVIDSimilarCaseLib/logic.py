@@ -134,14 +134,14 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
 
         self._update(index_dir=index_dir, k=k, query_volume=volume)
         params = self.parameters
-        self.validate_inputs(volume, params.index_dir)
+        index = check_index_dir(params.index_dir)  # before converting the CT, as validate_inputs does
         image = self._checked_ct(volume, "query CT volume")
         if slice_index is None and params.slice_only:
             slice_index = self.current_slice(volume)
         folder = Path(tempfile.mkdtemp(prefix="covidweak-similar-", dir=self.work_dir))
         try:
             sitk.WriteImage(image, str(folder / "query.nrrd"))
-            argv = ["similar", folder / "query.nrrd", "--index", Path(params.index_dir).expanduser(),
+            argv = ["similar", folder / "query.nrrd", "--index", index,
                     "--k", params.k, "--out", folder / outputs.SIMILAR_JSON, "--device", params.device,
                     *self._ducn_weights()]
             if slice_index is not None:
