@@ -138,7 +138,10 @@ def load_imagenet_init(model: DuCN, path: Path) -> int:
             index = CHILD_LEVELS.index(level)
             for child in ("detection", "recommendation"):
                 targets[f"{child}.{index}.{rest}"] = tensor
+    # Batch-norm step counters are scalars and fit any width, so they only count alongside real tensors.
     fitting = {k: v for k, v in targets.items() if k in own and own[k].shape == v.shape}
+    if not any(v.ndim > 0 for v in fitting.values()):
+        fitting = {}
     if not fitting:
         raise InputError(f"{path} holds no ResNet-18 tensor of this network's shapes; give torchvision resnet18 "
                          "weights and widen_factor 1.0")

@@ -73,14 +73,16 @@ def add_records(index, records: Sequence[StudyRecord], loaded, device: str = "cp
     from ..io import read_ct, read_image
 
     todo = pending_studies(index, records)
-    for done, record in enumerate(todo):
+    if progress is not None:
+        progress.update(0, len(todo), "indexing")
+    for done, record in enumerate(todo, start=1):
         if progress is not None:
-            progress.update(done, len(todo), f"indexing {record.study_id}")
+            progress.check()  # a cancel between two studies stops before the next one is embedded
         lungs = read_image(record.lung_mask_path) if record.lung_mask_path is not None else None
         embedding = embed_study(loaded, read_ct(record.ct_path), lungs, batch_size, device)
         index.add_study(study_metadata(record), embedding.vectors, embedding.slice_numbers.tolist())
-    if progress is not None:
-        progress.update(len(todo), len(todo), "indexed")
+        if progress is not None:
+            progress.update(done, len(todo), f"indexed {record.study_id}")
     return len(todo)
 
 

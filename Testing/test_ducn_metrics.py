@@ -1,0 +1,59 @@
+"""DuCN evaluation: detection metrics, precision@k and average precision on hand-made rankings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from covidweak.errors import InputError
+from covidweak.records import StudyRecord
+from covidweak.similar.evaluate import _ranking_scores, lesion_pattern
+from covidweak.similar.metrics import average_precision, detection_metrics, precision_at_k
+
+
+def test_detection_metrics_by_hand():
+    # tp 1 (0.9), fn 1 (0.4), fp 1 (0.6), tn 1 (0.1); AUC: 3 of 4 positive-negative pairs ordered right.
+    metrics = detection_metrics([1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1])
+    assert metrics == pytest.approx({"sensitivity": 0.5, "specificity": 0.5, "precision": 0.5, "f1": 0.5,
+                                     "accuracy": 0.5, "auc": 0.75})
+
+
+def test_detection_metrics_undefined_values_are_nan():
+    metrics = detection_metrics([0, 0], [0.1, 0.2])
+    assert math.isnan(metrics["auc"]) and math.isnan(metrics["sensitivity"]) and math.isnan(metrics["precision"])
+    assert metrics["specificity"] == 1.0 and metrics["accuracy"] == 1.0
+    with pytest.raises(InputError):
+        detection_metrics([1], [0.5, 0.5])
+
+
+def test_precision_at_k_and_average_precision_by_hand():
+    ranking = [False, True, False, True]
+    assert [precision_at_k(ranking, k) for k in (1, 2, 4)] == [0.0, 0.5, 0.5]
+    assert average_precision(ranking) == pytest.approx((1 / 2 + 2 / 4) / 2)
+    assert average_precision(ranking, n_relevant=3) == pytest.approx((1 / 2 + 2 / 4) / 3)
+    assert math.isnan(average_precision([False, False]))
+    with pytest.raises(InputError):
+        precision_at_k(ranking, 5)
+
+
+def test_ranking_scores_skip_queries_without_relevant_studies():
+    rankings = {"a": ["b", "c", "d"], "b": ["c", "a", "d"], "c": ["a", "b", "d"]}
+    patient = {"a": 1, "b": 1, "c": 2, "d": 3}
+    scores = _ranking_scores(rankings, lambda q, o: patient[q] == patient[o], library_size=4)
+    # a finds b at rank 1 (AP 1), b finds a at rank 2 (AP 1/2); c has no other study and is skipped.
+    assert scores["queries"] == 2
+    assert scores["precision_at_1"] == pytest.approx(0.5) and scores["precision_at_3"] == pytest.approx(1 / 3)
+    assert scores["map"] == pytest.approx(0.75) and scores["chance_precision"] == pytest.approx(1 / 3)
+    assert "precision_at_5" not in scores
+
+
+def test_lesion_pattern_takes_the_largest_type_and_zone():
+    lesions = [{"type_name": "ggo", "volume_ml": 1.0, "lung": "left", "zone": "upper"},
+               {"type_name": "ggo", "volume_ml": 1.0, "lung": "right", "zone": "lower"},
+               {"type_name": "consolidation", "volume_ml": 1.5, "lung": "right", "zone": "lower"}]
+    record = StudyRecord("s", "p", "covid", ct_path=None, source="phantom", extra={"lesions": lesions})
+    assert lesion_pattern(record) == ("covid", "ggo", "right lower")
+    healthy = StudyRecord("n", "q", "normal", ct_path=None, source="phantom", extra={"lesions": []})
+    assert lesion_pattern(healthy) == ("normal", "none", "none")
+    assert lesion_pattern(StudyRecord("x", "y", "covid", ct_path=None, source="manifest")) is None
