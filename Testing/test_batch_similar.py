@@ -21,7 +21,8 @@ def library(tmp_path_factory):
     from covidweak.phantom import PhantomConfig, generate_dataset
 
     folder = tmp_path_factory.mktemp("similar_library")
-    generate_dataset(folder / "data", patients=3, studies_per_patient=1, seed=21, config=PhantomConfig(size=96, slices=16))
+    generate_dataset(folder / "data", patients=3, studies_per_patient=1, seed=21,
+                     config=PhantomConfig(size=96, slices=16))
     torch.manual_seed(0)
     arch = {"widen_factor": 0.25}
     save_weights(folder / "ducn.pt", build_model("ducn", arch), "ducn", arch, {"input_size": 64})

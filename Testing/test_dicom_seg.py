@@ -93,7 +93,8 @@ def test_seg_round_trip_matches_mask_and_frame_of_reference(series, tmp_path):
     seg = pydicom.dcmread(out)
     assert seg.Modality == "SEG" and seg.SegmentSequence[0].SegmentLabel == "Lesion"
     assert seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue == "52988006"
-    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == pydicom.dcmread(next(folder.iterdir())).SeriesInstanceUID
+    source = pydicom.dcmread(next(folder.iterdir()))
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
 
 
 def test_seg_refuses_a_mask_of_another_size_and_an_existing_file(series, tmp_path):

@@ -109,7 +109,8 @@ def read_dicom_seg(seg_path: Path, series_folder: Path) -> tuple[np.ndarray, str
     import pydicom
 
     seg = hd.seg.segread(str(seg_path))
-    uids = [str(pydicom.dcmread(name, stop_before_pixels=True).SOPInstanceUID) for name in ordered_series(series_folder)]
+    uids = [str(pydicom.dcmread(name, stop_before_pixels=True).SOPInstanceUID)
+            for name in ordered_series(series_folder)]
     pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1],
                                                assert_missing_frames_are_empty=True)
     return (pixels[..., 0] > 0).astype(np.uint8), str(seg.FrameOfReferenceUID)

@@ -35,7 +35,7 @@ from typing import Optional
 from ..errors import CancelledError, CovidWeakError, InputError
 from ..progress import Progress
 from .cases import Case, find_cases
-from .manifest import CASE_FILE, verified_manifest, write_manifest
+from .manifest import verified_manifest, write_manifest
 from .steps import STEPS, BatchOptions, CaseContext, check_steps
 
 BATCH_FILE = "batch.json"

@@ -150,7 +150,8 @@ def weakseg_step(context: CaseContext) -> None:
     lesion_columns, lesion_rows = results.lesion_rows(result.lesions)
     keep = [lesion_columns.index(c) for c in LESION_REPORT_COLUMNS]
     tables = [Table("Involvement per lung and zone", columns, rows),
-              Table(f"Lesions ({len(lesion_rows)})", LESION_REPORT_COLUMNS, [[r[i] for i in keep] for r in lesion_rows])]
+              Table(f"Lesions ({len(lesion_rows)})", LESION_REPORT_COLUMNS,
+                    [[row[i] for i in keep] for row in lesion_rows])]
     text = (f"{summary['lesion_count']} lesions, {summary['lesion_volume_ml']:.1f} mL, "
             f"{involvement['total']['percent']:.1f}% of {summary['lung_volume_ml']['total']:.0f} mL lung "
             f"({summary['method']}, T_fg {t_fg:g}).")

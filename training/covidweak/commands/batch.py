@@ -51,7 +51,8 @@ def add_arguments(parser) -> None:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("batch", help="run the Slicer modules headless over many CTs", description=DESCRIPTION)
+    parser = subparsers.add_parser("batch", help="run the Slicer modules headless over many CTs",
+                                   description=DESCRIPTION)
     add_arguments(parser)
     parser.set_defaults(func=run)
 

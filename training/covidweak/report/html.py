@@ -102,7 +102,10 @@ SORT_SCRIPT = """
 function sortBy(th) {
   var table = th.closest('table'), col = th.cellIndex, rows = Array.from(table.rows).slice(1);
   var up = th.dataset.order !== 'asc'; th.dataset.order = up ? 'asc' : 'desc';
-  function key(row) { var t = row.cells[col].innerText.trim(), n = parseFloat(t); return isNaN(n) ? t.toLowerCase() : n; }
+  function key(row) {
+    var t = row.cells[col].innerText.trim(), n = Number(t);
+    return t === '' || isNaN(n) ? t.toLowerCase() : n;
+  }
   rows.sort(function (a, b) {
     var x = key(a), y = key(b);
     if (typeof x !== typeof y) { x = String(x); y = String(y); }
