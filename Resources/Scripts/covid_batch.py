@@ -32,7 +32,9 @@ def main(argv) -> int:
 
     parser = argparse.ArgumentParser(prog="covid_batch.py", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    # Slicer hands over everything after the script name, including the "--" that separates
+    # the script's options from Slicer's own; argparse would read what follows it as positionals.
+    args = parser.parse_args(argv[1:] if argv[:1] == ["--"] else argv)
     if args.modules_dir is None:
         args.modules_dir = EXTENSION_ROOT
     if in_slicer_application() and args.jobs != 1:

@@ -28,7 +28,7 @@ import shutil
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Optional
 
@@ -60,7 +60,9 @@ def prepare_output(out: Path, options: BatchOptions) -> None:
     wanted = {key: value for key, value in asdict(options).items() if key in RESULT_OPTIONS}
     wanted["steps"] = list(wanted["steps"])
     if record.is_file():
-        earlier = json.loads(record.read_text(encoding="utf-8"))
+        # A batch.json from before an option existed ran with that option's default.
+        defaults = {f.name: f.default for f in fields(BatchOptions)}
+        earlier = {**defaults, "steps": list(defaults["steps"]), **json.loads(record.read_text(encoding="utf-8"))}
         changed = [key for key in RESULT_OPTIONS if earlier.get(key) != wanted[key]]
         if changed:
             shown = ", ".join(f"{key} {earlier.get(key)!r} -> {wanted[key]!r}" for key in changed)
