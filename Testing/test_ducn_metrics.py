@@ -40,12 +40,12 @@ def test_precision_at_k_and_average_precision_by_hand():
 def test_ranking_scores_skip_queries_without_relevant_studies():
     rankings = {"a": ["b", "c", "d"], "b": ["c", "a", "d"], "c": ["a", "b", "d"]}
     patient = {"a": 1, "b": 1, "c": 2, "d": 3}
-    scores = _ranking_scores(rankings, lambda q, o: patient[q] == patient[o], library_size=4)
+    scores = _ranking_scores(rankings, lambda q, o: patient[q] == patient[o])
     # a finds b at rank 1 (AP 1), b finds a at rank 2 (AP 1/2); c has no other study and is skipped.
     assert scores["queries"] == 2
     assert scores["precision_at_1"] == pytest.approx(0.5) and scores["precision_at_3"] == pytest.approx(1 / 3)
     assert scores["map"] == pytest.approx(0.75) and scores["chance_precision"] == pytest.approx(1 / 3)
-    assert "precision_at_5" not in scores
+    assert "precision_at_5" not in scores  # no ranking holds five studies
 
 
 def test_lesion_pattern_takes_the_largest_type_and_zone():

@@ -10,14 +10,15 @@ set queries it, its own entry is dropped from the ranking, and the ranking is sc
 two ground truths:
 
 * ``same_patient``: the patient's other studies (the paper's training notion of "similar");
-* ``same_pattern``: studies whose (diagnosis, dominant lesion type, dominant lung zone) agree,
-  the clinically motivated notion the paper's conclusion calls for. Dominance is by lesion
+* ``same_pattern``: studies of other patients whose (diagnosis, dominant lesion type, dominant
+  lung zone) agree, the clinically motivated notion the paper's conclusion calls for; the
+  query patient's own studies are left out of this ranking, since follow-ups share the pattern. Dominance is by lesion
   volume in the phantom's meta.json; a study without lesions has type and zone "none". Datasets
   without a lesion table get no pattern score.
 
 Precision@k counts relevant studies among the first k whatever their number, so with one
-follow-up per patient same-patient precision@5 is at most 0.2; ``chance`` gives the expected
-precision of a random ranking for comparison.
+follow-up per patient same-patient precision@5 is at most 0.2; ``chance_precision`` is the
+expected precision of a random ranking, for comparison.
 """
 
 from __future__ import annotations
@@ -73,23 +74,27 @@ def select_test_records(records: list, weights: Optional[str], split_file: Optio
     return list(records), {"split": "all", "reason": "no split known for these weights", "studies": len(records)}
 
 
-def _ranking_scores(rankings: dict[str, list[str]], relevant_of, library_size: int) -> dict:
-    """P@k, mAP and chance precision over queries with at least one relevant study."""
-    precision = {k: [] for k in PRECISION_KS if k <= library_size - 1}
+def _ranking_scores(rankings: dict[str, list[str]], relevant_of) -> dict:
+    """P@k, mAP and chance precision over queries with at least one relevant study.
+
+    rankings: query study -> the other studies, most similar first; relevant_of(query, other) -> bool.
+    precision@k averages the queries whose ranking holds at least k studies.
+    """
+    precision = {k: [] for k in PRECISION_KS}
     aps, chance = [], []
     for query, ranked in rankings.items():
         relevant = [relevant_of(query, other) for other in ranked]
         if not any(relevant):
             continue
         for k in precision:
-            precision[k].append(precision_at_k(relevant, k))
+            if k <= len(relevant):
+                precision[k].append(precision_at_k(relevant, k))
         aps.append(average_precision(relevant))
         chance.append(sum(relevant) / len(relevant))
     if not aps:
         return {"queries": 0}
-    scores = {"queries": len(aps), **{f"precision_at_{k}": float(np.mean(v)) for k, v in precision.items()},
-              "map": float(np.mean(aps)), "chance_precision": float(np.mean(chance))}
-    return scores
+    return {"queries": len(aps), **{f"precision_at_{k}": float(np.mean(v)) for k, v in precision.items() if v},
+            "map": float(np.mean(aps)), "chance_precision": float(np.mean(chance))}
 
 
 def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optional[Path] = None, device: str = "auto",
@@ -139,10 +144,15 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
             rankings[query] = [hit["study_id"] for hit in found if hit["study_id"] != query]
 
     patterns = {sid: lesion_pattern(r) for sid, r in by_id.items()}
-    retrieval = {"same_patient": _ranking_scores(
-        rankings, lambda q, o: by_id[q].patient_id == by_id[o].patient_id, len(records))}
+
+    def same_patient(query: str, other: str) -> bool:
+        return by_id[query].patient_id == by_id[other].patient_id
+
+    retrieval = {"same_patient": _ranking_scores(rankings, same_patient)}
     if all(p is not None for p in patterns.values()):
-        retrieval["same_pattern"] = _ranking_scores(rankings, lambda q, o: patterns[q] == patterns[o], len(records))
+        # Other patients only: a follow-up shares its patient's pattern and would make this the first score again.
+        others = {q: [o for o in ranked if not same_patient(q, o)] for q, ranked in rankings.items()}
+        retrieval["same_pattern"] = _ranking_scores(others, lambda q, o: patterns[q] == patterns[o])
     else:
         retrieval["same_pattern"] = {"queries": 0, "reason": "the dataset has no lesion table"}
     return {
