@@ -148,7 +148,8 @@ class COVIDSeverityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class COVIDSeverityTest(ScriptedLoadableModuleTest):
-    """Scores a phantom chest X-ray and CT with the shipped networks, as pytest's end-to-end test does."""
+    """Scores a phantom chest X-ray and CT through the real commands in a child process, as pytest does;
+    random-weight severity and diagnosis networks (scores mean nothing), so no trained weights are needed."""
 
     def setUp(self):
         slicer.mrmlScene.Clear(0)
@@ -158,16 +159,29 @@ class COVIDSeverityTest(ScriptedLoadableModuleTest):
         self.test_score_phantom_cxr_and_ct()
 
     def test_score_phantom_cxr_and_ct(self):
+        import os
         import tempfile
 
+        import torch
+        from covidweak.diagnosis.model import METHOD, build_diagnosis_model
+        from covidweak.models import build_model, save_weights
         from covidweak.mrml import volume_node_from_image
         from covidweak.phantom import PhantomConfig, generate_study
 
-        self.delayDisplay("Building a phantom CT and chest X-ray")
+        self.delayDisplay("Building a phantom CT and chest X-ray, and random-weight networks")
+        folder = tempfile.mkdtemp(prefix="covidseverity-test-")
+        torch.manual_seed(0)
+        save_weights(os.path.join(folder, "severity.pt"), build_model("severity", {"size": "light"}), "severity",
+                     {"size": "light"}, {"input_size": 128})
+        arch = {"classes": ["covid", "cap", "normal"], "width": 0.125, "top_k": 2}
+        save_weights(os.path.join(folder, "diagnosis.pt"), build_diagnosis_model(METHOD, arch), METHOD, arch,
+                     {"input_size": 32})
         study = generate_study(2, 0, "covid", config=PhantomConfig(size=128, slices=32))
         ct = volume_node_from_image(study.ct, name="phantom CT")
         cxr = volume_node_from_image(study.cxr, name="phantom CXR")
-        logic = COVIDSeverityLogic(work_dir=tempfile.mkdtemp(prefix="covidseverity-test-"))
+        logic = COVIDSeverityLogic(work_dir=folder)
+        logic.parameters.severity_weights = os.path.join(folder, "severity.pt")
+        logic.parameters.diagnosis_weights = os.path.join(folder, "diagnosis.pt")
         self.assertEqual(logic.classify_input(cxr), "cxr")
         self.assertEqual(logic.classify_input(ct), "ct")
         created = logic.process(cxr, device="cpu", sync=False)

@@ -150,7 +150,8 @@ class COVIDSimilarCaseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class COVIDSimilarCaseTest(ScriptedLoadableModuleTest):
-    """Builds an index of a small phantom library, searches it and opens a case, as pytest's end-to-end test does."""
+    """Builds an index of a small phantom library with a random-weight DuCN (no trained weights needed),
+    searches it and opens a case in child processes, as pytest's end-to-end test does."""
 
     def setUp(self):
         slicer.mrmlScene.Clear(0)
@@ -166,12 +167,19 @@ class COVIDSimilarCaseTest(ScriptedLoadableModuleTest):
         from covidweak.mrml import volume_node_from_image
         from covidweak.phantom import PhantomConfig, generate_dataset, generate_study
 
+        import torch
+        from covidweak.models import build_model, save_weights
+
         folder = Path(tempfile.mkdtemp(prefix="covidsimilarcase-test-"))
-        self.delayDisplay("Building a phantom library and query CT")
+        self.delayDisplay("Building a phantom library, a query CT and a random-weight DuCN")
+        torch.manual_seed(0)
+        save_weights(folder / "ducn.pt", build_model("ducn", {"widen_factor": 0.25}), "ducn",
+                     {"widen_factor": 0.25}, {"input_size": 64})
         config = PhantomConfig(size=128, slices=32)
         generate_dataset(folder / "library", patients=2, studies_per_patient=1, seed=3, config=config)
         query = volume_node_from_image(generate_study(3, 0, "covid", config=config).ct, name="phantom CT")
         logic = COVIDSimilarCaseLogic(work_dir=str(folder))
+        logic.parameters.ducn_weights = str(folder / "ducn.pt")
         logic.build_index(str(folder / "library"), str(folder / "index"), sync=False)
         self.assertIn("case index", logic.validate_inputs(query, str(folder / "index")))
         table = logic.search(query, k=2, sync=False)
