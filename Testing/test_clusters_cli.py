@@ -133,3 +133,20 @@ def test_a_ct_without_lungs_is_refused(fitted, covid_weights, tmp_path, capsys):
                  str(tmp_path / "out"), "--weights", str(covid_weights), "--device", "cpu"])
     assert code == 2
     assert "lung" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_fecnn_writes_the_three_tables(phantom_dir, covid_weights, tmp_path):
+    import json
+
+    report_path = tmp_path / "report.json"
+    assert main(["evaluate", "fecnn", "--data", str(phantom_dir), "--out", str(report_path), "--weights",
+                 str(covid_weights), "--cam-weights", "none", "--split", "all", "--device", "cpu"]) == 0
+    report = json.loads(report_path.read_text())
+    # Every slice is called COVID-19: the normal study's slices are all wrong, the COVID-19 lesion slices all right.
+    assert report["diagnosis"]["per_class"] == {"negative": 0.0, "covid": 1.0}
+    assert [row["threshold"] for row in report["hit_rate"]["LAM"]] == pytest.approx([0.1 * t for t in range(1, 10)])
+    rates = [row["hit_rate"] for row in report["hit_rate"]["LAM"]]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # a stricter overlap never hits more
+    table = report["identification"]["table"]
+    assert table["types"] == ["ggo", "crazy-paving", "consolidation"] and report["identification"]["k"] == 3
