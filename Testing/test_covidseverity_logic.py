@@ -345,3 +345,19 @@ def test_export_writes_every_table_and_refuses_to_overwrite(logic, ct_volume, ct
     with pytest.raises(InputError, match="already exist"):
         logic.export_csv(out)
     assert len(logic.export_csv(out, overwrite=True)) == 3
+
+
+def test_in_process_runs_name_bad_commands_and_restore_the_progress_factory(tmp_path):
+    import covidweak.progress as progress_module
+    from covidweak.mrml import run_covidweak
+    from covidweak.progress import Progress
+
+    factory = progress_module.tqdm_progress
+    with pytest.raises(InputError, match="has no 'nosuch' command"):
+        run_covidweak(["nosuch"], sync=True)
+    with pytest.raises(InputError, match="refused the arguments --no-such-option"):
+        run_covidweak(["diagnose", "--no-such-option"], sync=True)
+    with pytest.raises(CovidWeakError, match="missing.nii.gz"):
+        run_covidweak(["lungs", tmp_path / "missing.nii.gz", "--out", tmp_path / "lungs.nii.gz"], sync=True,
+                      progress=Progress(lambda d, t, m: None))
+    assert progress_module.tqdm_progress is factory

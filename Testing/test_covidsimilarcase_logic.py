@@ -321,3 +321,19 @@ def test_cluster_outputs_on_another_grid_are_refused(logic, query, cluster_folde
     with pytest.raises(CovidWeakError, match="lesion_labels.nii.gz is not on the input's grid"):
         logic.load_clusters(other, out, model)
     assert mrml_scene.GetNumberOfNodes() == before
+
+
+def test_a_case_without_lesions_gives_empty_outputs(logic, query, cluster_folders, tmp_path):
+    model, _, labels, _, _ = cluster_folders
+    empty = tmp_path / "no-lesions"
+    empty.mkdir()
+    write_lesions_csv([], empty / outputs.LESIONS_CSV)
+    image = sitk.GetImageFromArray(np.zeros_like(labels))
+    image.CopyInformation(logic.image_of(query[0], "CT"))
+    sitk.WriteImage(image, str(empty / outputs.LESION_LABELS))
+    created = logic.load_clusters(query[0], empty, model)
+    assert created.segmentation.GetSegmentation().GetNumberOfSegments() == 0
+    assert created.lesion_table.GetNumberOfRows() == 0
+    assert created.library_table.GetNumberOfRows() > 0
+    with pytest.raises(InputError, match="the table has 0 rows"):
+        logic.jump_to_lesion(0)
