@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from ..progress import Progress
 from .metrics import METRICS, bootstrap_intervals, class_metrics
 from .model import METHOD, PAPER_NAMES, task_name
@@ -37,8 +38,6 @@ def evaluate_model(records: list, model, device: str = "auto", resamples: int = 
     classes = tuple(model.arch["classes"])
     records = [r for r in records if r.diagnosis in classes]
     if not records:
-        from ..errors import InputError
-
         raise InputError(f"no study with a diagnosis among {', '.join(classes)} to evaluate: check --data and --split")
     progress = progress or Progress()
     rows = []
