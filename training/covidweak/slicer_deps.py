@@ -38,6 +38,7 @@ PIP_REQUIREMENTS = (
     "captum==0.9.0",
     "faiss-cpu==1.15.1",
     "pydicom==3.0.2",
+    "highdicom==0.28.2",
     "nibabel==5.4.2",
     "tqdm==4.70.1",
     "PyYAML==6.0.3",
