@@ -34,6 +34,7 @@ OTHER_BUILDERS: dict[str, str] = {
     "cxr-embed": "covidweak.models.severity_vit:build_severity_model",
     "severity": "covidweak.models.severity_vit:build_severity_model",
     "fecnn": "covidweak.models.fecnn:build_fecnn",
+    "diagnosis": "covidweak.diagnosis.model:build_diagnosis_model",
 }
 """Networks of the other modules (severity, diagnosis, similar cases, lesion types):
 method name -> ``"module:function"``, the function taking ``(method, arch)`` and returning a

@@ -27,6 +27,7 @@ TASKS: dict[str, str] = {
     "severity-selftrain": "covidweak.training.tasks.severity:SeveritySelfTrainTask",
     "cxr-embed": "covidweak.training.tasks.severity:CxrEmbedTask",
     "ducn": "covidweak.training.tasks.ducn:DuCnTask",
+    "diagnosis": "covidweak.training.tasks.diagnosis:DiagnosisTask",
 }
 """Task name -> ``"module:Class"``. The class is built without arguments."""
 
