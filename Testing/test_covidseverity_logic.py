@@ -298,6 +298,8 @@ def test_ct_without_diagnosis_has_no_plot(logic, ct_volume, ct_folders):
 
 
 def test_outputs_never_replace_user_nodes_and_replace_only_ours(logic, ct_volume, ct_folders, mrml_scene):
+    from covidweak.mrml import plot_series_nodes
+
     user_table = mrml_scene.AddNewNodeByClass("vtkMRMLTableNode", "phantom CT zone involvement")
     first = logic.load_outputs(ct_volume, *ct_folders[:2])
     assert first.zone_table is not user_table and first.zone_table.GetName() != user_table.GetName()
@@ -308,6 +310,8 @@ def test_outputs_never_replace_user_nodes_and_replace_only_ours(logic, ct_volume
     third = logic.load_outputs(ct_volume, *ct_folders[:2])
     assert mrml_scene.IsNodePresent(user_table), "a node the module did not create is never removed"
     assert not mrml_scene.IsNodePresent(second.slice_chart) and not mrml_scene.IsNodePresent(second.zone_segmentation)
+    assert mrml_scene.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode") == 6, "the removed chart's series went with it"
+    assert all(mrml_scene.IsNodePresent(s) for s in plot_series_nodes(third.slice_chart))
     assert mrml_scene.IsNodePresent(third.zone_table) and mrml_scene.IsNodePresent(ct_volume)
 
 

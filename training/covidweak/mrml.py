@@ -324,9 +324,14 @@ def release_output(scene, node, module_name: str, replace: bool) -> None:
     """Remove the previous output ``node`` only when replacing is on and the module created it.
 
     A node the user made, or chose as an output of another module, is never removed.
+    A chart goes with its series nodes: :func:`plot_chart_node` made them for it.
     """
-    if replace and is_created_by(node, module_name):
-        scene.RemoveNode(node)
+    if not (replace and is_created_by(node, module_name)):
+        return
+    series = plot_series_nodes(node) if node.IsA("vtkMRMLPlotChartNode") else []
+    scene.RemoveNode(node)
+    for part in series:
+        scene.RemoveNode(part)
 
 
 def table_node_from_rows(scene, name: str, columns, rows):
