@@ -101,5 +101,8 @@ def test_frontal_check_refuses_missing_lungs():
     lungs[20:80, 60:90] = 2
     with pytest.raises(InputError, match="only the left lung"):
         check_frontal_lungs(lungs)
-    lungs[20:80, 10:40] = 1
+    lungs[20:80, 10:59] = 1  # touching the left lung: no mediastinum
+    with pytest.raises(InputError, match="lateral view"):
+        check_frontal_lungs(lungs)
+    lungs[:, 40:59] = 0  # a 20-pixel mediastinum
     check_frontal_lungs(lungs)

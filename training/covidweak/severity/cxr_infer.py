@@ -22,6 +22,10 @@ from .cxr_rmp import SEVERITY_THRESHOLD, binarise, global_score, severity_from_m
 MIN_LUNG_SHARE = 0.02
 """Each lung must cover at least 2 % of a frontal radiograph (a real lung covers 10-20 %); less
 means no lung was found, as on a lateral view, a CT slice or a non-chest image."""
+MIN_MEDIASTINUM_SHARE = 0.03
+"""On a frontal radiograph the mediastinum and spine (about a tenth of the width) separate the
+lungs' columns; lungs closer than 3 % of the width, or overlapping, are a lateral view's
+superimposed lung field split in two."""
 
 
 @dataclass
@@ -53,7 +57,8 @@ def radiograph_array(image: sitk.Image) -> np.ndarray:
 
 
 def check_frontal_lungs(lungs: np.ndarray) -> None:
-    """Raise InputError unless both lungs of a (rows, cols) 0/1/2 map are large enough."""
+    """Raise InputError unless both lungs of a (rows, cols) 0/1/2 map are large enough and
+    separated by a mediastinum, as on a frontal radiograph."""
     shares = {name: float(np.mean(lungs == label)) for name, label in zip(zones.LUNG_NAMES, zones.LUNG_LABELS)}
     missing = [name for name, share in shares.items() if share < MIN_LUNG_SHARE]
     if len(missing) == 2:
@@ -62,6 +67,10 @@ def check_frontal_lungs(lungs: np.ndarray) -> None:
     if missing:
         raise InputError(f"only the {'left' if missing[0] == 'right' else 'right'} lung was found: give a frontal "
                          "(PA or AP) chest radiograph with both lungs; a lateral view cannot be scored")
+    right_columns, left_columns = np.nonzero((lungs == 1).any(axis=0))[0], np.nonzero((lungs == 2).any(axis=0))[0]
+    if left_columns.min() - right_columns.max() < MIN_MEDIASTINUM_SHARE * lungs.shape[1]:
+        raise InputError("the lungs found overlap with no mediastinum between them, as on a lateral view: give a "
+                         "frontal (PA or AP) chest radiograph")
 
 
 def segment_lungs_cxr(radiograph: np.ndarray, lungs_model, device) -> np.ndarray:
