@@ -19,9 +19,13 @@ slice and as many slices of each other class, drawn at random. Augmentation foll
 brightness is multiplicative on 8-bit images, and is an additive +-0.1 here so lung-masked
 slices keep their zero background near zero.
 
-After every epoch ``validate`` measures each FPN level's error rate on the validation split
-(Eq. 3) and stores omega (Eq. 2) in the network, so the checkpoint and the exported weights
-carry the fusion weights; the reported accuracy uses the new omega.
+After every epoch ``validate`` first re-estimates the batch-norm statistics on up to
+:data:`BN_CALIBRATION_SLICES` training slices (their exact mean, not the running average: at
+the learning rates a CPU budget needs, the running average lags the weights so far that the
+network in eval mode predicts one class while it is right in train mode). It then measures
+each FPN level's error rate on the validation split (Eq. 3) and stores omega (Eq. 2) in the
+network, so the checkpoint and the exported weights carry both; the reported accuracy uses
+the new omega.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from ...preprocess import HU_WINDOW
 from ..task import ExportSpec, TaskData
 from .weakseg_data import Augment, augment
 
+BN_CALIBRATION_SLICES = 400
+"""Training slices whose batch statistics become the batch-norm running statistics before validation."""
 WU_AUGMENT = Augment(flip=True, shift=0.05, rotate_deg=180.0, zoom=1.0, brightness=0.1, contrast=0.3)
 """Wu et al. Sect. 4.2.3: rotation 0-360 degrees, flips, shift 0.05, contrast +-30% (brightness: see above)."""
 
@@ -86,6 +92,24 @@ def study_slices(record, preprocess: dict, classes: int) -> tuple[np.ndarray, np
         size = int(preprocess["input_size"])
         return np.zeros((0, 1, size, size), dtype=np.float16), np.zeros(0, dtype=np.int64)
     return fecnn_input(hu, lung_array, chosen, preprocess).astype(np.float16), np.array(labels, dtype=np.int64)
+
+
+def calibrate_batch_norm(model, x: np.ndarray, batch_size: int, device) -> None:
+    """Set every batch-norm layer's running mean and variance to their average over ``x`` (N, 1, S, S)."""
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    saved = [(m.momentum, m.training) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+        m.train()
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            model(torch.from_numpy(x[start:start + batch_size].astype(np.float32)).to(device))
+    for m, (momentum, training) in zip(norms, saved):
+        m.momentum = momentum
+        m.train(training)
 
 
 class FeCnnTask:
@@ -151,8 +175,9 @@ class FeCnnTask:
     def validate(self, model, config: dict, device) -> dict[str, float]:
         import torch
 
-        x, y = self.data["val"]
         step = int(self.section(config, "params")["val_batch_size"])
+        calibrate_batch_norm(model, self.data["train"][0][:BN_CALIBRATION_SLICES], step, device)
+        x, y = self.data["val"]
         scores = torch.cat([model(torch.from_numpy(x[s:s + step].astype(np.float32)).to(device)).level_scores.float()
                             for s in range(0, len(x), step)])
         labels = torch.from_numpy(y).to(device)
