@@ -180,7 +180,8 @@ def test_self_test_uses_the_logic_pytest_covers(module):
     test = class_def(ast.parse(source), f"{module}Test")
     calls = {node.func.attr for node in ast.walk(test)
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
-    covered = (ROOT / "Testing" / "test_module_logic.py").read_text()
+    tests = [ROOT / "Testing" / "test_module_logic.py", *(ROOT / "Testing").glob(f"test_{module.lower()}_*.py")]
+    covered = "".join(path.read_text() for path in tests)
     logic_methods = {m for m in calls if re.search(rf"logic\.{m}\(", source)}
     assert logic_methods, f"{module}Test calls no Logic method"
     assert all(f".{m}(" in covered for m in logic_methods)
