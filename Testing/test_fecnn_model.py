@@ -86,7 +86,8 @@ def test_cpu_smoke_run_lowers_the_loss():
 
 
 def test_fecnn_loss_adds_the_level_term():
-    output = FeCNN("light", classes=2).eval()(torch.rand(2, 1, 32, 32))
+    with torch.no_grad():
+        output = FeCNN("light", classes=2).eval()(torch.rand(2, 1, 32, 32))
     labels = torch.tensor([0, 1])
     total, level_term = fecnn_loss(output, labels, level_weight=0.0)
     assert float(total) == pytest.approx(float(torch.nn.functional.cross_entropy(output.logits, labels)))
