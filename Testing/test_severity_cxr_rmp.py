@@ -106,3 +106,18 @@ def test_frontal_check_refuses_missing_lungs():
         check_frontal_lungs(lungs)
     lungs[:, 40:59] = 0  # a 20-pixel mediastinum
     check_frontal_lungs(lungs)
+
+
+def test_severity_metrics_by_hand():
+    from covidweak.training.tasks.severity import severity_metrics
+
+    truth = np.array([[[1, 0], [0, 0], [0, 0]], [[0, 0], [0, 0], [0, 0]], [[1, 1], [1, 0], [0, 0]]])
+    predicted = np.array([[[0.9, 0.1], [0.2, 0.1], [0.1, 0.1]],   # score 1, true 1
+                          [[0.6, 0.1], [0.5, 0.1], [0.1, 0.1]],   # score 2, true 0
+                          [[0.8, 0.7], [0.4, 0.1], [0.1, 0.1]]])  # score 2, true 3
+    metrics = severity_metrics(predicted, truth)
+    assert metrics["mse"] == pytest.approx(5 / 3) and metrics["mae"] == pytest.approx(1.0)
+    assert metrics["cc"] == pytest.approx(3 / np.sqrt(6 * 42))  # scores (1, 2, 2) against (1, 0, 3)
+    assert metrics["r2"] == pytest.approx(1 - 5 / (42 / 9))
+    # Zones with both classes: right upper AUC 1, left upper 1, right middle 0.5; the other three left out.
+    assert metrics["mean_auc"] == pytest.approx(2.5 / 3) and metrics["auc_zones"] == 3

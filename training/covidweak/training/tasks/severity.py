@@ -76,8 +76,8 @@ class CxrEmbedTask:
     """Pre-training of F as a PCAM multi-label classifier of :data:`EMBED_LABELS`."""
 
     name = "cxr-embed"
-    selection_metric = "bce"
-    higher_is_better = False
+    selection_metric = "mean_auc"  # a feature extractor is kept for ranking findings, not for calibration
+    higher_is_better = True
     defaults = {"model": {"size": "light", "embed": None}, "params": {},
                 "preprocess": {"size": INPUT_SIZES["light"]}}
 
