@@ -19,8 +19,8 @@ slice and as many slices of each other class, drawn at random. Augmentation foll
 brightness is multiplicative on 8-bit images, and is an additive +-0.1 here so lung-masked
 slices keep their zero background near zero.
 
-After every epoch ``validate`` first re-estimates the batch-norm statistics on up to
-:data:`BN_CALIBRATION_SLICES` training slices (their exact mean, not the running average: at
+After every epoch ``validate`` first re-estimates the batch-norm statistics on
+:data:`BN_CALIBRATION_SLICES` training slices, classes balanced as in training (their exact mean, not the running average: at
 the learning rates a CPU budget needs, the running average lags the weights so far that the
 network in eval mode predicts one class while it is right in train mode). It then measures
 each FPN level's error rate on the validation split (Eq. 3) and stores omega (Eq. 2) in the
@@ -172,11 +172,22 @@ class FeCnnTask:
         loss, level_term = fecnn_loss(output, batch["y"], float(self.section(config, "params")["level_loss_weight"]))
         return {"loss": loss, "level_loss": level_term.detach()}
 
+    def calibration_slices(self) -> np.ndarray:
+        """Up to :data:`BN_CALIBRATION_SLICES` training slices, the classes in equal numbers as in
+        training batches, in a fixed random order (shuffled so that every batch mixes the classes)."""
+        x, y = self.data["train"]
+        rng = np.random.default_rng(0)
+        classes = np.unique(y)
+        per_class = BN_CALIBRATION_SLICES // len(classes)
+        picked = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=(y == c).sum() < per_class)
+                                 for c in classes])
+        return x[rng.permutation(picked)]
+
     def validate(self, model, config: dict, device) -> dict[str, float]:
         import torch
 
         step = int(self.section(config, "params")["val_batch_size"])
-        calibrate_batch_norm(model, self.data["train"][0][:BN_CALIBRATION_SLICES], step, device)
+        calibrate_batch_norm(model, self.calibration_slices(), step, device)
         x, y = self.data["val"]
         scores = torch.cat([model(torch.from_numpy(x[s:s + step].astype(np.float32)).to(device)).level_scores.float()
                             for s in range(0, len(x), step)])
