@@ -49,8 +49,8 @@ at 1M slices exact search takes 0.18 s per slice and 3.5 s per study, the IVF ab
 REQUIRED_STUDY_KEYS = ("study_id", "patient_id", "diagnosis", "source_path")
 RANKINGS = ("slice_pair", "aggregate")
 APPROXIMATE_CANDIDATES = 64
-"""Nearest slices first fetched per query slice when ranking studies approximately; multiplied by 4 until
-k distinct studies are among them."""
+"""Nearest slices first fetched per query slice when ranking studies approximately (one study's worth);
+multiplied by 4 until k distinct studies own them."""
 
 
 def aggregate_embedding(slice_vectors: np.ndarray) -> np.ndarray:
@@ -255,10 +255,6 @@ class CaseIndex:
                              "list the indexed studies with index.study_ids()")
         return self._positions[study_id]
 
-    def _starts(self) -> np.ndarray:
-        counts = [study["num_slices"] for study in self._studies]
-        return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-
     def _rows_of(self, position: int) -> slice:
         start = sum(study["num_slices"] for study in self._studies[:position])
         return slice(start, start + self._studies[position]["num_slices"])
@@ -403,37 +399,38 @@ class CaseIndex:
             raise InputError(f"ranking={ranking!r}: give one of {', '.join(RANKINGS)}")
         if ranking == "aggregate":
             return self._by_aggregate(queries, k)
-        found = self._best_pairs_approximate(queries, k) if self.uses_approximate_search() else None
-        if found is None:
+        if self.uses_approximate_search():
+            found = self._best_pairs_approximate(queries, k)
+        else:
             found = self._best_pairs_exact(queries, k)
         return [self._study_result(rank, *match) for rank, match in enumerate(found, start=1)]
 
-    def _best_pairs_exact(self, queries: np.ndarray, k: int) -> list[tuple[int, float, int, int]]:
-        """(study position, distance, query row, library row) of the k studies with the nearest slice pair."""
-        distance, query_row = nearest_query_per_row(queries, self._vectors.view, self._squared.view)
-        best_row = segment_minima(distance, self._starts())
-        order = np.lexsort((np.arange(len(best_row)), distance[best_row]))[:k]
-        return [(int(s), float(distance[best_row[s]]), int(query_row[best_row[s]]), int(best_row[s])) for s in order]
+    def _best_pairs_exact(self, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[tuple[int, float, int, int]]:
+        """(study position, distance, query row, library row) of the k studies with the nearest slice pair,
+        among all library rows or among ``rows`` (sorted, whole studies only)."""
+        rows = np.arange(self.num_slices) if rows is None else rows
+        distance, query_row = nearest_query_per_row(queries, self._vectors.view[rows], self._squared.view[rows])
+        study_of = self._row_study.view[rows]
+        starts = np.flatnonzero(np.concatenate([[True], study_of[1:] != study_of[:-1]]))
+        best = segment_minima(distance, starts)
+        order = np.lexsort((study_of[best], distance[best]))[:k]
+        return [(int(study_of[best[i]]), float(distance[best[i]]), int(query_row[best[i]]), int(rows[best[i]]))
+                for i in order]
 
-    def _best_pairs_approximate(self, queries: np.ndarray, k: int) -> list[tuple[int, float, int, int]] | None:
-        """As _best_pairs_exact from the IVF's nearest slices of each query slice; None when the probed
-        cells cannot supply k distinct studies (the caller then searches exactly)."""
+    def _best_pairs_approximate(self, queries: np.ndarray, k: int) -> list[tuple[int, float, int, int]]:
+        """As _best_pairs_exact, over the candidate studies that own one of the IVF's nearest slices of some
+        query slice; candidates are then ranked exactly, so a study found through a worse pair still gets its
+        best pair. Only a study none of whose slices the IVF returned can be missed."""
         wanted = min(self.num_slices, APPROXIMATE_CANDIDATES)
         while True:
-            distances, rows = self._ivf().knn(queries, wanted, self.nprobe)
-            query_rows = np.broadcast_to(np.arange(len(queries))[:, None], rows.shape)
-            found = rows >= 0
-            distances, rows, query_rows = distances[found], rows[found], query_rows[found]
-            order = np.lexsort((rows, distances))
-            studies = self._row_study.view[rows[order]]
-            _, first = np.unique(studies, return_index=True)
-            if len(first) >= k:
-                picked = order[np.sort(first)[:k]]
-                return [(int(self._row_study.view[rows[i]]), float(distances[i]), int(query_rows[i]), int(rows[i]))
-                        for i in picked]
-            if wanted >= self.num_slices:
-                return None
+            _, rows = self._ivf().knn(queries, wanted, self.nprobe)
+            candidates = np.unique(self._row_study.view[rows[rows >= 0]])
+            if len(candidates) >= k or wanted >= self.num_slices:
+                break
             wanted = min(self.num_slices, wanted * 4)
+        if len(candidates) < k:  # the probed cells hold fewer than k studies: search them all
+            return self._best_pairs_exact(queries, k)
+        return self._best_pairs_exact(queries, k, np.flatnonzero(np.isin(self._row_study.view, candidates)))
 
     def _by_aggregate(self, queries: np.ndarray, k: int) -> list[dict]:
         query = aggregate_embedding(queries)[None, :]
