@@ -102,6 +102,19 @@ def test_exact_and_approximate_agree_on_a_small_library(tmp_path):
     assert (tmp_path / "ix" / f"faiss-0-{index.num_slices}.ivf").exists()
 
 
+def test_prepare_search_builds_and_saves_the_ivf_once(tmp_path):
+    from covidweak.progress import Progress
+
+    index = CaseIndex.create(tmp_path / "ix", SHA, dim=16)
+    _clustered_library(index, studies=10, slices=10)
+    calls = []
+    index.prepare_search(Progress(lambda done, total, message: calls.append((done, total))))
+    assert calls == [] and not list((tmp_path / "ix").glob("faiss-*"))  # exact search needs no index
+    index.approximate_from = 1
+    index.prepare_search(Progress(lambda done, total, message: calls.append((done, total))))
+    assert calls == [(0, 1), (1, 1)] and (tmp_path / "ix" / "faiss-0-100.ivf").exists()
+
+
 def test_the_ivf_cache_follows_adds_and_removals(tmp_path):
     index = CaseIndex.create(tmp_path / "ix", SHA, dim=16, approximate_from=1)
     queries = _clustered_library(index, studies=30, slices=10)

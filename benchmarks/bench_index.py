@@ -95,10 +95,10 @@ def bench_size(size: int, folder: Path, patterns: np.ndarray, queries: np.ndarra
     del library
     index.approximate_from = 0
     start = time.perf_counter()
-    index._ivf()  # train and fill the IVF cache now, so the query timings below exclude it
+    index.prepare_search()  # train and fill the IVF cache now, so the query timings below exclude it
     ivf_s = time.perf_counter() - start
     start = time.perf_counter()
-    CaseIndex.open(folder, "synthetic", approximate_from=0)._ivf()
+    CaseIndex.open(folder, "synthetic", approximate_from=0).prepare_search()
     reopen_s = time.perf_counter() - start
 
     index.approximate_from = size + 1

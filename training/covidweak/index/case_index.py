@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..progress import Progress
 from . import storage
 from .search import (IVF_NPROBE, IvfCache, exact_knn, nearest_query_per_row, pairwise_distances, segment_minima,
                      squared_norms)
@@ -344,6 +345,17 @@ class CaseIndex:
 
     def uses_approximate_search(self) -> bool:
         return self.num_slices >= self.approximate_from
+
+    def prepare_search(self, progress: Progress | None = None) -> None:
+        """Read or build the approximate index now rather than inside the first search (nothing to do below
+        ``approximate_from``): a first build at a million slices trains for a minute or two."""
+        if not self.uses_approximate_search():
+            return
+        if progress is not None:
+            progress.update(0, 1, "preparing the approximate search index")
+        self._ivf()
+        if progress is not None:
+            progress.update(1, 1, "approximate search index ready")
 
     def _ivf(self) -> IvfCache:
         """The FAISS cache for the current state: in memory, else read from the folder, else built (and saved)."""
