@@ -96,9 +96,11 @@ def test_fecnn_loss_adds_the_level_term():
 
 def test_slice_classes_follow_the_paper():
     assert slice_class("covid", True, 2) == 1 and slice_class("normal", False, 2) == 0
-    assert slice_class("cap", True, 2) is None  # other pneumonia is left out of the binary task
-    assert slice_class("covid", False, 2) is None  # a positive study's slice without lesion is not used
+    assert slice_class("cap", True, 2) is None  # other pneumonia's lesions are left out of the binary task
+    assert slice_class("covid", False, 2) == 0  # a slice known to be lesion-free is negative
+    assert slice_class("covid", None, 2) is None and slice_class("normal", None, 2) == 0
     assert [slice_class(d, True, 3) for d in ("normal", "covid", "cap")] == [0, 1, 2]
+    assert slice_class("cap", False, 3) == 0
 
 
 @pytest.mark.slow

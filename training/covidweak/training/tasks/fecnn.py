@@ -3,15 +3,20 @@
 Slice classes (``model.classes``):
 
 * 2 (the paper's task, Sect. 3.1.3): COVID-19 positive slices (slices of a COVID-19 study that
-  show a lesion) against negative slices (the slices of normal studies). Other pneumonia is
-  left out, as in the paper's binary experiments ("the data for other types of pneumonia have
-  been excluded", Sect. 4.1);
-* 3 (Sect. 6.2): normal, COVID-19 and other pneumonia (CAP lesion slices).
+  show a lesion) against negative slices (slices that show no lesion). Other pneumonia's lesion
+  slices are left out, as in the paper's binary experiments ("the data for other types of
+  pneumonia have been excluded", Sect. 4.1);
+* 3 (Sect. 6.2): normal (no lesion), COVID-19 and other pneumonia (CAP lesion slices).
 
-Slices of a positive study without a lesion, or with a lesion under :data:`MIN_LESION_SHARE`
-of the slice's lung, are not used: their class is neither "shows COVID-19" nor "normal study". Which slices show a lesion comes from the phantom's
-``slice_has_lesion``; other datasets fall back to their annotated ("positive") slices. Only
-slices with lung are used (:mod:`covidweak.clusters.ct`).
+Negative slices are those of normal studies and, where a lesion mask says so, the lesion-free
+slices of positive studies too. Wu et al.'s negatives come from other patients only; on the
+phantom, whose 24 patients each have their own anatomy, a network trained that way learned to
+recognise the normal patients instead of lesions (validation at chance), while lesion-free
+slices of the same patients leave lesions as the only difference. Slices with a lesion under
+:data:`MIN_LESION_SHARE` of the slice's lung are not used, nor (without a mask) unannotated
+slices of positive studies. Which slices show a lesion comes from the lesion mask, else the
+phantom's ``slice_has_lesion``, else the annotated ("positive") slices. Only slices with lung
+are used (:mod:`covidweak.clusters.ct`).
 
 Training balances the classes as the other slice tasks do: every epoch takes every COVID-19
 slice and as many slices of each other class, drawn at random. Augmentation follows Sect.
@@ -63,12 +68,15 @@ def lesion_slices(record) -> np.ndarray:
                      "(e.g. a dataset from `covidweak phantom`)")
 
 
-def slice_class(diagnosis: str, has_lesion: bool, classes: int) -> Optional[int]:
-    """The class index of one slice (order :data:`CLASS_NAMES`), None when the slice is not used."""
+def slice_class(diagnosis: str, lesion: Optional[bool], classes: int) -> Optional[int]:
+    """The class index of one slice (order :data:`CLASS_NAMES`), None when the slice is not used.
+
+    lesion: True (shows a lesion), False (known to show none) or None (unknown / too small).
+    """
     names = CLASS_NAMES[classes]
-    if diagnosis == "normal":
+    if diagnosis == "normal" or lesion is False:
         return names.index("normal" if classes == 3 else "negative")
-    if not has_lesion or diagnosis not in names:
+    if lesion is None or diagnosis not in names:
         return None
     return names.index(diagnosis)
 
@@ -88,17 +96,16 @@ def study_slices(record, preprocess: dict, classes: int) -> tuple[np.ndarray, np
     hu = sitk.GetArrayFromImage(to_canonical(ct))
     lung_array = sitk.GetArrayFromImage(to_canonical(lungs))
     has_lesion = lesion_slices(record)[canonical_slice_order(ct)]
-    clear = has_lesion
+    state = [True if shown else None for shown in has_lesion]  # lesion-free slices: unknown without a mask
     if record.lesion_mask_path is not None:
         lesion = sitk.GetArrayFromImage(to_canonical(read_image(record.lesion_mask_path))) != 0
         inside = lung_array > 0
         share = (lesion & inside).sum(axis=(1, 2)) / np.maximum(inside.sum(axis=(1, 2)), 1)
-        clear = has_lesion & (share >= MIN_LESION_SHARE)
+        state = [None if any_lesion else False for any_lesion in lesion.any(axis=(1, 2))]
+        state = [True if s >= MIN_LESION_SHARE else known for s, known in zip(share, state)]
     chosen, labels = [], []
     for z in lung_slices(lung_array):
-        if has_lesion[z] and not clear[z]:
-            continue
-        label = slice_class(record.diagnosis, bool(has_lesion[z]), classes)
+        label = slice_class(record.diagnosis, state[z], classes)
         if label is not None:
             chosen.append(int(z))
             labels.append(label)
