@@ -57,3 +57,12 @@ def test_lesion_pattern_takes_the_largest_type_and_zone():
     healthy = StudyRecord("n", "q", "normal", ct_path=None, source="phantom", extra={"lesions": []})
     assert lesion_pattern(healthy) == ("normal", "none", "none")
     assert lesion_pattern(StudyRecord("x", "y", "covid", ct_path=None, source="manifest")) is None
+
+
+def test_study_probability_is_the_mean_of_the_top_quarter():
+    from covidweak.similar.metrics import study_probability
+
+    assert study_probability([0.9, 0.1, 0.2, 0.3, 0.0, 0.8, 0.1, 0.1]) == pytest.approx(0.85)  # top 2 of 8
+    assert study_probability([0.4]) == pytest.approx(0.4)
+    with pytest.raises(InputError):
+        study_probability([])

@@ -142,3 +142,23 @@ def test_cpu_training_smoke_run_lowers_the_loss(phantom_dir, tmp_path):
     losses = [epoch["loss"] for epoch in result.history]
     assert losses[-1] < losses[0]
     assert 0 <= result.history[-1]["study_accuracy"] <= 1
+
+
+def test_triplet_sampler_follows_the_paper():
+    from covidweak.training.tasks.ducn import SlicePool
+
+    # Six patients, two slices each: covid 0, 1, 2; cap 3, 4; normal 5. Slice 1 of every patient shows a lesion.
+    patient = np.repeat(np.arange(6), 2)
+    diagnosis = np.array(["covid"] * 6 + ["cap"] * 4 + ["normal"] * 2)
+    lesion = np.tile([False, True], 6)
+    pool = SlicePool(np.zeros((12, 3, 4, 4), np.float16), patient, patient, diagnosis, lesion)
+    rows = pool.draw(np.random.default_rng(0), 200, "any", "test", lesion_slices_only=True)
+    a, p, n, ra, rp, rn = rows.T
+    assert np.all(diagnosis[a] == "covid") and np.all(diagnosis[p] == "covid") and np.all(diagnosis[n] != "covid")
+    assert np.all(patient[a] != patient[p])
+    assert np.all(lesion[a] & lesion[p]) and np.all(lesion[n] | (diagnosis[n] == "normal"))
+    assert np.all(patient[ra] == patient[rp]) and np.all(ra != rp)
+    assert np.all(patient[ra] != patient[rn]) and np.all(diagnosis[ra] == diagnosis[rn])
+    assert set(diagnosis[ra]) == {"covid", "cap"}  # normal has one patient: no negative of the same diagnosis
+    covid_only = pool.draw(np.random.default_rng(0), 50, "covid", "test")
+    assert np.all(diagnosis[covid_only[:, 3]] == "covid")

@@ -1,8 +1,8 @@
 """Evaluating a trained DuCN: Table 1's detection metrics and retrieval precision on held-out patients.
 
 Detection (DuCN Table 1): sensitivity, specificity, precision, F1, accuracy and AUC of COVID-19
-versus CAP and normal, per lung slice (the paper classifies images) and per study (mean of
-the study's slice probabilities), at probability 0.5.
+versus CAP and normal, per lung slice (the paper classifies images) and per study
+(:func:`~covidweak.similar.metrics.study_probability`), at probability 0.5.
 
 Retrieval (the paper judges it by eye only, Sect. 3.2): every evaluated study is put in a
 temporary :class:`~covidweak.index.CaseIndex`; each study of a patient with a follow-up in the
@@ -31,7 +31,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InputError
-from .metrics import average_precision, detection_metrics, precision_at_k
+from .metrics import average_precision, detection_metrics, precision_at_k, study_probability
 
 PRECISION_KS = (1, 3, 5)
 PAPER_TABLE1 = {"sensitivity": 0.9985, "specificity": 0.9441, "precision": 0.9854, "f1": 0.9890,
@@ -124,7 +124,7 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
         slice_truth.extend([truth] * len(p))
         slice_p.extend(p.tolist())
         study_truth.append(truth)
-        study_p.append(float(p.mean()))
+        study_p.append(study_probability(p))
         vectors[record.study_id] = recommendation_embeddings(loaded.model, channels, batch_size, device)
         numbers[record.study_id] = inputs.slice_numbers
     if progress is not None:

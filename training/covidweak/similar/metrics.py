@@ -42,6 +42,20 @@ def detection_metrics(labels: Sequence[int], scores: Sequence[float], threshold:
             "accuracy": ratio(tp + tn, labels.size), "auc": auc(labels, scores)}
 
 
+STUDY_TOP_FRACTION = 0.25
+"""Share of a study's lung slices, the most COVID-like, whose mean probability is the study's. The paper
+classifies single images; a study is as abnormal as its most abnormal slices, while a plain mean lets
+the many lesion-free slices of a COVID-19 study outvote its lesions."""
+
+
+def study_probability(slice_probabilities: Sequence[float]) -> float:
+    """Study-level COVID-19 probability: mean of the top :data:`STUDY_TOP_FRACTION` of its slices (at least one)."""
+    values = np.sort(np.asarray(slice_probabilities, dtype=float))[::-1]
+    if values.size == 0:
+        raise InputError("a study without lung slices has no COVID-19 probability")
+    return float(values[: max(1, int(np.ceil(STUDY_TOP_FRACTION * values.size)))].mean())
+
+
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve as the probability a positive outscores a negative (ties count half); NaN for one class."""
     positives, negatives = scores[labels == 1], scores[labels == 0]

@@ -18,7 +18,12 @@ one other, so no augmentation is used. An epoch has ``params.samples_per_epoch``
 
 Validation: the same loss on samples drawn once with a fixed seed from the val split
 (the selection metric, lower is better), plus detection metrics per slice and per study
-(study probability = mean of its slices' COVID-19 probabilities).
+(:func:`covidweak.similar.metrics.study_probability`).
+
+``params.lesion_slices_only`` (not in the paper, default off): detection triplets take COVID-19 and
+CAP slices only where the dataset marks a lesion (phantom ``slice_has_lesion``). A COVID-19 study's
+lesion-free slices look like a normal study's, so labelling them COVID-19 is label noise; the
+paper's CC-CCII images do not say whether they had the same problem.
 """
 
 from __future__ import annotations
@@ -43,20 +48,27 @@ VALIDATION_SEED = 12345
 class SlicePool:
     """Lung slices of a split, with the indices the triplet samplers draw from.
 
-    channels: (n, 3, S, S) float16; study / patient: (n,) int ids per slice; covid: (n,) bool.
+    channels: (n, 3, S, S) float16; study / patient: (n,) int ids per slice; diagnosis: (n,) str;
+    lesion: (n,) bool, whether the slice shows a lesion (all True when the dataset does not say).
     """
 
-    def __init__(self, channels: np.ndarray, study: np.ndarray, patient: np.ndarray, diagnosis: np.ndarray):
+    def __init__(self, channels: np.ndarray, study: np.ndarray, patient: np.ndarray, diagnosis: np.ndarray,
+                 lesion: np.ndarray):
         self.channels, self.study, self.patient, self.diagnosis = channels, study, patient, diagnosis
+        self.lesion = lesion
         self.covid = diagnosis == "covid"
         self.by_patient = {int(p): np.flatnonzero(patient == p) for p in np.unique(patient)}
         self.patients_by_diagnosis = {str(d): np.unique(patient[diagnosis == d]) for d in np.unique(diagnosis)}
 
-    def draw(self, rng: np.random.Generator, n: int, scr_anchor: str, where: str) -> np.ndarray:
-        """(n, 6) slice rows: detection (a, p, n) then recommendation (a, p, n), see the module docstring."""
-        covid_rows, other_rows = np.flatnonzero(self.covid), np.flatnonzero(~self.covid)
-        covid_patients = self.patients_by_diagnosis.get("covid", np.zeros(0))
-        if covid_patients.size < 2 or other_rows.size == 0:
+    def draw(self, rng: np.random.Generator, n: int, scr_anchor: str, where: str,
+             lesion_slices_only: bool = False) -> np.ndarray:
+        """(n, 6) slice rows: detection (a, p, n) then recommendation (a, p, n), see the module docstring.
+
+        lesion_slices_only: detection triplets take COVID-19 and CAP slices only where they show a lesion.
+        """
+        usable = self.lesion | (self.diagnosis == "normal") if lesion_slices_only else np.ones_like(self.covid)
+        covid_rows, other_rows = np.flatnonzero(self.covid & usable), np.flatnonzero(~self.covid & usable)
+        if np.unique(self.patient[covid_rows]).size < 2 or other_rows.size == 0:
             raise InputError(f"DuCN detection triplets need COVID-19 slices of two patients and one CAP or normal "
                              f"slice in the {where} split; use a dataset with more patients")
         eligible = [d for d, p in self.patients_by_diagnosis.items() if p.size >= 2
@@ -96,7 +108,7 @@ def prepare_pool(records, size: int, ablation: str, progress=None) -> tuple[Slic
     from ...io import read_ct, read_image
     from ...similar.inputs import apply_ablation, study_inputs
 
-    channels, study, patient, diagnosis, spans = [], [], [], [], []
+    channels, study, patient, diagnosis, lesion, spans = [], [], [], [], [], []
     patient_ids = {pid: i for i, pid in enumerate(sorted({r.patient_id for r in records}))}
     start = 0
     for s, record in enumerate(records):
@@ -107,10 +119,12 @@ def prepare_pool(records, size: int, ablation: str, progress=None) -> tuple[Slic
         study.append(np.full(n, s))
         patient.append(np.full(n, patient_ids[record.patient_id]))
         diagnosis.append(np.full(n, record.diagnosis, dtype=object))
+        flags = record.extra.get("slice_has_lesion")
+        lesion.append(np.asarray(flags, bool)[inputs.slice_numbers] if flags is not None else np.ones(n, bool))
         spans.append((start, start + n))
         start += n
     pool = SlicePool(np.concatenate(channels), np.concatenate(study), np.concatenate(patient),
-                     np.concatenate(diagnosis).astype(str))
+                     np.concatenate(diagnosis).astype(str), np.concatenate(lesion))
     return pool, spans
 
 
@@ -138,7 +152,8 @@ class DuCnTask:
     higher_is_better = False
     defaults = {
         "model": dict(DEFAULT_DUCN_ARCH),
-        "params": {"ablation": "none", "scr_anchor": "covid", "samples_per_epoch": 0, "init_weights": ""},
+        "params": {"ablation": "none", "scr_anchor": "covid", "samples_per_epoch": 0, "init_weights": "",
+                   "lesion_slices_only": False},
         "preprocess": {"input_size": DUCN_SIZE},
     }
 
@@ -173,20 +188,21 @@ class DuCnTask:
                 self.val_spans, self.val_records = spans, records
         n_val = min(int(self.pools["val"].covid.sum()), 256)
         self.val_rows = self.pools["val"].draw(np.random.default_rng(VALIDATION_SEED), max(n_val, 1),
-                                               params["scr_anchor"], "val")
+                                               params["scr_anchor"], "val", params["lesion_slices_only"])
 
     def train_batches(self, config: dict, epoch: int, seed: int):
         pool = self.pools["train"]
         n = config["params"]["samples_per_epoch"] or int(pool.covid.sum())
         rng = np.random.default_rng([seed, epoch])
-        return TupleDataset(pool, pool.draw(rng, n, config["params"]["scr_anchor"], "train"))
+        params = config["params"]
+        return TupleDataset(pool, pool.draw(rng, n, params["scr_anchor"], "train", params["lesion_slices_only"]))
 
     def training_step(self, model, batch, config: dict, device) -> dict:
         return ducn_losses(model, batch, torch.tensor(DETECTION_LABELS, device=batch.device))
 
     def validate(self, model, config: dict, device) -> dict[str, float]:
         from ...similar.embed import covid_probabilities
-        from ...similar.metrics import detection_metrics
+        from ...similar.metrics import detection_metrics, study_probability
 
         pool, batch_size = self.pools["val"], config["batch_size"]
         labels = torch.tensor(DETECTION_LABELS, device=device)
@@ -201,7 +217,7 @@ class DuCnTask:
         p_covid = covid_probabilities(model, pool.channels, batch_size, device)
         truth = pool.covid.astype(int)
         metrics.update({f"slice_{k}": v for k, v in detection_metrics(truth, p_covid).items()})
-        study_p = [float(p_covid[a:b].mean()) for a, b in self.val_spans]
+        study_p = [study_probability(p_covid[a:b]) for a, b in self.val_spans]
         study_truth = [int(r.diagnosis == "covid") for r in self.val_records]
         metrics.update({f"study_{k}": v for k, v in detection_metrics(study_truth, study_p).items()})
         return metrics
