@@ -169,3 +169,18 @@ def test_bad_inputs(built_index, phantom_dir, tiny_weights, tmp_path, capsys):
     assert main(["similar", str(record.ct_path), "--index", str(folder), "--k", "1", "--weights", str(other),
                  "--device", "cpu", "--out", str(tmp_path / "c.json")]) == 2
     assert "rebuild the index" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_ducn_report(phantom_dir, tiny_weights, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert main(["evaluate", "ducn", "--data", str(phantom_dir), "--weights", str(tiny_weights), "--device", "cpu",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["selection"]["split"] == "all"  # a weight file records no split: every study is used
+    assert report["detection"]["studies"] == 8
+    assert set(report["detection"]["slice"]) == {"sensitivity", "specificity", "precision", "f1", "accuracy", "auc"}
+    same_patient = report["retrieval"]["same_patient"]
+    assert same_patient["queries"] == 8 and 0 <= same_patient["map"] <= 1
+    assert same_patient["chance_precision"] == pytest.approx(1 / 7)  # one follow-up among 7 other studies
+    assert "| same_patient | 8 |" in capsys.readouterr().out
