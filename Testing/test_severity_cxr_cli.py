@@ -93,3 +93,18 @@ def test_ct_where_a_radiograph_is_required_is_refused():
     volume = sitk.GetImageFromArray(np.random.default_rng(0).normal(size=(8, 64, 64)).astype(np.float32))
     with pytest.raises(InputError, match="3-D volume"):
         radiograph_array(volume)
+
+
+@pytest.mark.slow
+def test_one_slice_volume_is_a_radiograph_and_keeps_its_geometry(phantom_dir, tmp_path):
+    drr = sitk.ReadImage(str(_first(phantom_dir, "cxr")))
+    volume = sitk.JoinSeries(drr)  # (cols, rows, 1): how DICOM radiographs often read
+    volume.SetOrigin((10.0, -20.0, 5.0))
+    path = tmp_path / "one_slice.nrrd"
+    sitk.WriteImage(volume, str(path))
+    out = tmp_path / "out"
+    assert main(["severity", str(path), "--out", str(out), "--device", "cpu"]) == 0
+    lungs = sitk.ReadImage(str(out / "cxr_lungs.nii.gz"))
+    assert lungs.GetDimension() == 3 and lungs.GetSize() == volume.GetSize()
+    assert lungs.GetOrigin() == pytest.approx(volume.GetOrigin())
+    assert json.loads((out / "severity.json").read_text())["modality"] == "cxr"
