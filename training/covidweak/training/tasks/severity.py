@@ -255,7 +255,7 @@ class SeverityTask:
         index = batch["index"]
         predicted = self._arrays(model, train, index, trained_only=True)
         loss = F.binary_cross_entropy(predicted.clamp(1e-6, 1 - 1e-6), self.pseudo[index])
-        return {"loss": loss, "labelled_share": torch_mean(self.labelled, index)}
+        return {"loss": loss, "labelled_share": labelled_share(self.labelled, index)}
 
     def validate(self, model, config: dict, device) -> dict[str, float]:
         import torch
@@ -272,7 +272,7 @@ class SeverityTask:
                                       "threshold": SEVERITY_THRESHOLD})
 
 
-def torch_mean(labelled: np.ndarray, index) -> float:
+def labelled_share(labelled: np.ndarray, index) -> float:
     """Share of labelled studies in a batch (logged, to see the unlabelled data join)."""
     return float(labelled[index.cpu().numpy()].mean())
 
