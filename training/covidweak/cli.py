@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 from . import __version__
 from .errors import CancelledError, CovidWeakError
 
-COMMAND_MODULES = ("phantom", "lungs", "demo", "segment", "train", "export", "evaluate", "bench", "clusters", "batch", "severity", "diagnose")
+COMMAND_MODULES = ("phantom", "lungs", "demo", "segment", "train", "export", "evaluate", "bench", "index", "similar", "diagnose", "clusters", "batch", "severity")
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-EVALUATE_TASKS = ("weakseg", "severity", "fecnn", "diagnosis")
+EVALUATE_TASKS = ("weakseg", "diagnosis", "ducn", "severity", "fecnn")
 
 
 def add_parser(subparsers) -> None:

@@ -31,6 +31,7 @@ UNET_CHANNELS = {"light": (16, 32, 64, 128, 256), "paper": (32, 64, 128, 256, 51
 DEFAULT_ARCH = {"backbone": "light", "input_size": 448}
 
 OTHER_BUILDERS: dict[str, str] = {
+    "ducn": "covidweak.models.ducn:build_ducn",
     "cxr-embed": "covidweak.models.severity_vit:build_severity_model",
     "severity": "covidweak.models.severity_vit:build_severity_model",
     "fecnn": "covidweak.models.fecnn:build_fecnn",
