@@ -63,3 +63,23 @@ def test_evaluate_command_on_the_phantom(phantom_dir, tmp_path, capsys):
     assert "| mscam |" in capsys.readouterr().out
     assert main(["evaluate", "weakseg", "--data", str(phantom_dir), "--out", str(out), "--methods", "unet",
                  "--weights", *weights]) == 2
+
+
+def test_lesion_truth_outlives_its_image(tmp_path):
+    """The ground truth of an image read inline stays valid after the image is freed.
+
+    The first evaluation read it through ``GetArrayViewFromImage`` of a temporary image, so it
+    pointed at freed memory, and negative patients were scored as positive.
+    """
+    import gc
+
+    import SimpleITK as sitk
+
+    from covidweak.weakseg.evaluate import lesion_truth
+
+    labels = np.zeros((6, 40, 40), dtype=np.uint8)
+    labels[2, 10:14, 10:14] = 3
+    truth = lesion_truth(sitk.GetImageFromArray(labels))
+    gc.collect()
+    reuse = [sitk.GetImageFromArray(np.full((6, 40, 40), 7, dtype=np.uint8)) for _ in range(4)]
+    assert truth.dtype == bool and truth.sum() == 16 and truth[2, 10:14, 10:14].all() and len(reuse) == 4

@@ -31,9 +31,9 @@ UNET_CHANNELS = {"light": (16, 32, 64, 128, 256), "paper": (32, 64, 128, 256, 51
 DEFAULT_ARCH = {"backbone": "light", "input_size": 448}
 
 OTHER_BUILDERS: dict[str, str] = {
-    "ducn": "covidweak.models.ducn:build_ducn",
     "cxr-embed": "covidweak.models.severity_vit:build_severity_model",
     "severity": "covidweak.models.severity_vit:build_severity_model",
+    "ducn": "covidweak.models.ducn:build_ducn",
     "fecnn": "covidweak.models.fecnn:build_fecnn",
     "diagnosis": "covidweak.diagnosis.model:build_diagnosis_model",
 }
@@ -97,11 +97,41 @@ def build_model(method: str, arch: dict[str, Any] | None = None) -> nn.Module:
     return LesionUNet(size)
 
 
-def lesion_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+ABSENT_LOGIT = -30.0
+"""Logit of every pixel of a slice its classifier calls lesion-free: sigmoid ~1e-13, below any T_fg."""
+
+
+def slice_has_lesion(output) -> torch.Tensor | None:
+    """(N,) bool: the slices whose image score says "lesion", or None for a model without one.
+
+    CAM, SEAM and M-SEAM-NAM score p is one logit (lesion when p > 0, i.e. sigmoid(p) > 0.5);
+    multi-scale CAM has softmax scores over (no lesion, lesion). The U-Net has no image score.
+    """
+    score = getattr(output, "score", None)
+    if score is None:
+        return None
+    return score[:, 0] > 0 if score.shape[1] == 1 else score.argmax(dim=1) > 0
+
+
+def lesion_logits(model: nn.Module, x: torch.Tensor, gate: bool = False) -> torch.Tensor:
     """(N, 3, H, W) stacks -> lesion logit maps (N, 1, h, w) for inference.
 
     SEAM-type models run one scale only: the large-scale refined map D_l is what
     M-SEAM-NAM thresholds (Sect. 2.2), and the small scale only serves the training losses.
+
+    ``gate=True`` (segmentation) sets the whole map of a slice its own classifier calls
+    lesion-free to :data:`ABSENT_LOGIT`. A class activation map is the evidence for a class
+    the classifier finds present (Zhou et al. 2016); computed for an absent class it still
+    has high values wherever the slice looks most lesion-like. With one sigmoid class and
+    p = GAP(C) (Eq. 1), a positive slice is learnt by raising C over much of the lung, so
+    sigmoid(C) and sigmoid(D) pass T_fg = 0.1 far from any lesion on *every* slice. Tang et al.
+    do not spell the gate out, but their Table 1 needs it: CAM reaches lesion recall 0.974 at
+    precision 0.060 (it marks most of the lung of positive slices) and still segments nothing
+    in 96 % of negative patients. Without an image score (U-Net) the map is returned as is.
     """
     output = model.branch(x) if isinstance(model, SEAM) else model(x)
-    return output.lesion_logits
+    logits = output.lesion_logits
+    present = slice_has_lesion(output) if gate else None
+    if present is None:
+        return logits
+    return torch.where(present[:, None, None, None], logits, logits.new_full((), ABSENT_LOGIT))

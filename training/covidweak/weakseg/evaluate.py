@@ -40,6 +40,16 @@ def confusion_counts(probability: np.ndarray, truth: np.ndarray, thresholds: Seq
     return out
 
 
+def lesion_truth(mask: sitk.Image) -> np.ndarray:
+    """(Z, Y, X) bool lesion voxels of a label image, in an array the caller owns.
+
+    A copy, not ``GetArrayViewFromImage``: a view does not keep its image alive, so a view of
+    an image read inline is left pointing at freed memory, and a negative patient can read
+    as positive (this happened in the first evaluations).
+    """
+    return sitk.GetArrayFromImage(mask) != 0
+
+
 def patient_metrics(tp: int, fp: int, fn: int) -> dict:
     """Table 1 metrics of one patient from pooled voxel counts (see the module docstring)."""
     if tp + fn == 0:
@@ -99,7 +109,7 @@ def evaluate_model(records: list, model, t_fg: float = T_FG, t_bg: float = T_BG,
         ct = read_ct(record.ct_path)
         lungs = read_image(record.lung_mask_path) if record.lung_mask_path else None
         result = segment_ct(ct, model, lungs=lungs, t_fg=t_fg, t_bg=t_bg, batch_size=batch_size, device=device)
-        truth = sitk.GetArrayViewFromImage(read_image(record.lesion_mask_path))
+        truth = lesion_truth(read_image(record.lesion_mask_path))
         counts[record.patient_id] += confusion_counts(sitk.GetArrayViewFromImage(result.probability), truth, thresholds)
         diagnoses.setdefault(record.patient_id, record.diagnosis)
     progress.update(len(records), len(records), f"evaluate {model.method}")

@@ -104,6 +104,8 @@ def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], devic
 
     stacks: (B, depth, S, S) float32 network input. Returns (B, Y, X) float32 in [0, 1].
     Logits are upsampled before the sigmoid, as :func:`covidweak.models.probability.cam_to_probability`.
+    A slice the model's own classifier calls lesion-free gets probability ~0 everywhere
+    (``lesion_logits(..., gate=True)``: a class map is only read for a class found present).
     """
     import torch
     from torch.nn import functional as F
@@ -112,7 +114,7 @@ def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], devic
 
     x = torch.from_numpy(stacks).to(device)
     with torch.inference_mode(), autocast_for(device):
-        logits = lesion_logits(model, x)
+        logits = lesion_logits(model, x, gate=True)
     logits = F.interpolate(logits.float(), size=tuple(size_yx), mode="bilinear", align_corners=False)
     return torch.sigmoid(logits[:, 0]).cpu().numpy()
 

@@ -49,7 +49,9 @@ def validate_studies(model, studies: list[PreparedStudy], device, threshold: flo
 
     Each study's slices are predicted one by one (the networks are 2-D) at input resolution
     S x S; pixels with probability > ``threshold`` inside the lung mask form the segmentation,
-    compared with the lesion mask over the whole volume. Positive patients (any study not all
+    compared with the lesion mask over the whole volume. Slices the model's classifier calls
+    lesion-free segment nothing, exactly as at inference (``lesion_logits(..., gate=True)``).
+    Positive patients (any study not all
     negative) score their Dice; negative patients score 1 if nothing is segmented, else 0.
     Returns ``val_dice`` (positives), ``val_dice_negative`` and ``val_dice_all``.
     """
@@ -63,7 +65,7 @@ def validate_studies(model, studies: list[PreparedStudy], device, threshold: flo
             found = []
             for start in range(0, len(study.stacks), batch_size):
                 x = torch.from_numpy(study.stacks[start : start + batch_size]).float().to(device)
-                output = SimpleNamespace(lesion_logits=lesion_logits(model, x))
+                output = SimpleNamespace(lesion_logits=lesion_logits(model, x, gate=True))
                 found.append((cam_to_probability(output, size)[:, 0] > threshold).cpu().numpy())
             segmented = np.concatenate(found) & study.lungs
             if study.negative:
