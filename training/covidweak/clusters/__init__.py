@@ -7,5 +7,6 @@
 * :mod:`.matching` -- clusters against known lesion types (Table 7);
 * :mod:`.ct` -- whole CTs: slices, predictions and the lesions they hold;
 * :mod:`.store` -- the fitted cluster model folder and lesions.csv;
-* :mod:`.library` -- fit on a library of studies, apply to a new CT.
+* :mod:`.library` -- fit on a library of studies, apply to a new CT;
+* :mod:`.evaluate` -- diagnosis accuracy and Tables 5-7 for ``covidweak evaluate fecnn``.
 """

@@ -144,8 +144,7 @@ def find_lesions(ct: sitk.Image, loaded, lungs: Optional[sitk.Image] = None, les
     progress.update(len(todo), len(todo), "lesion maps")
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(canonical)
-    kappa = int(getattr(model, "feature_channels", 0))
-    return CtLesions(rows=rows, features=np.array(features, dtype=np.float32).reshape(len(rows), kappa),
+    return CtLesions(rows=rows, features=np.array(features, dtype=np.float32).reshape(len(rows), model.feature_channels),
                      labels=from_canonical(image, ct), slices=len(todo),
                      positive_slices=sum(int(np.argmax(p)) == COVID_CLASS for p in probabilities.values()),
                      probabilities=probabilities)

@@ -112,11 +112,12 @@ def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, pr
 def identification(records: Sequence, loaded, k, seed: int, device, batch_size: int, progress: Progress) -> dict:
     """Table 7 on the lesions of the predicted COVID-19 slices of ``records``."""
     studies = library_lesions(records, loaded, device, batch_size, progress)
-    typed = [(sid, found) for sid, found in studies if found.rows]
-    if sum(len(found.rows) for _, found in typed) < 2:
-        return {"lesions": sum(len(found.rows) for _, found in typed), "table": None,
+    with_lesions = [(sid, found) for sid, found in studies if found.rows]
+    count = sum(len(found.rows) for _, found in with_lesions)
+    if count < 2:
+        return {"lesions": count, "table": None,
                 "note": "fewer than 2 lesions on the predicted COVID-19 slices: nothing to cluster"}
-    model, rows = fit_clusters(typed, PHANTOM_TYPES if k is None else k, seed)
+    model, rows = fit_clusters(with_lesions, PHANTOM_TYPES if k is None else k, seed)
     types = np.array([next((t for t in range(1, PHANTOM_TYPES + 1) if type_name(t) == row["type"]), 0) for row in rows])
     clusters = np.array([row["cluster"] for row in rows])
     known = types > 0
@@ -143,7 +144,9 @@ def evaluate_fecnn(records: Sequence, loaded, cam_loaded=None, k=None, seed: int
 
 def markdown(report: dict) -> str:
     """Tables 5-7 of a report as Markdown."""
-    lines = [f"Diagnosis: slice accuracy {report['diagnosis']['accuracy']}", "",
+    accuracy = report["diagnosis"]["accuracy"]
+    lines = [f"Diagnosis: slice accuracy {'-' if accuracy is None else f'{accuracy:.3f}'} "
+             f"({report['diagnosis']['slices']} slices)", "",
              "| threshold | " + " | ".join(report["hit_rate"]) + " |", "|---" * (1 + len(report["hit_rate"])) + "|"]
     methods = list(report["hit_rate"])
     for i, row in enumerate(report["hit_rate"][methods[0]]):
