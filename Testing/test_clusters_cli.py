@@ -162,8 +162,8 @@ def test_apply_streams_json_progress_for_the_slicer_child_process(fitted, phanto
     monkeypatch.setattr(covidweak.progress, "tqdm_progress", covidweak.progress.tqdm_progress)
     study = sorted(p for p in phantom_dir.iterdir() if p.is_dir())[0]
     assert progress_stream.main(["clusters", "--ct", str(study / "ct.nii.gz"), "--model", str(fitted), "--out",
-                                 str(tmp_path / "case"), "--lungs", str(study / "lungs.nii.gz"), "--weights",
-                                 str(covid_weights), "--device", "cpu"]) == 0
+                                 str(tmp_path / "case"), "--lungs", str(study / "lungs.nii.gz"),
+                                 "--device", "cpu"]) == 0  # no --weights: the model's own FeCNN file
     updates = [progress_stream.parse_progress_line(line) for line in capsys.readouterr().out.splitlines()]
     updates = [u for u in updates if u is not None]
     assert updates and updates[-1][0] == updates[-1][1]  # the last update reports the work complete

@@ -29,8 +29,13 @@ PHANTOM_TYPES = 3
 
 
 def fecnn_identity(loaded) -> dict:
-    """The FeCNN weights a cluster model depends on: name, sha256, classes and feature size."""
-    return {"name": loaded.path.stem if loaded.path else "", "sha256": loaded.sha256,
+    """The FeCNN weights a cluster model depends on: name (the registry name of shipped weights, else
+    the file's path, so that applying finds them by default), sha256, classes and feature size."""
+    from ..models.weights import models_dir
+
+    path = Path(loaded.path)
+    shipped = path.parent.resolve() == models_dir().resolve()
+    return {"name": path.stem if shipped else str(path.resolve()), "sha256": loaded.sha256,
             "classes": int(loaded.arch.get("classes", 2)), "feature_size": int(loaded.model.feature_channels)}
 
 
