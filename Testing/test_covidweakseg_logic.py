@@ -6,7 +6,6 @@ Fixtures (phantom CT, random-initialised weights) live in covidweakseg_fixtures.
 from __future__ import annotations
 
 import csv
-import sys
 import time
 
 import numpy as np

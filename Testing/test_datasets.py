@@ -205,15 +205,6 @@ def test_phantom_reader_rejects_bad_slice_labels(tmp_path):
         read_phantom(_hand_phantom(tmp_path, ["maybe"] * TINY_SHAPE[0]))
 
 
-def _phantom_generator_ready() -> bool:
-    try:
-        from covidweak.phantom import PhantomConfig, generate_dataset  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _phantom_generator_ready(), reason="covidweak.phantom generator not present yet")
 def test_phantom_reader_on_generated_phantom(phantom_dir):
     records = open_dataset(phantom_dir)
     assert records and all(r.source == "phantom" for r in records)

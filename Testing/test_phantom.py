@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from covidweak.errors import InputError
-from covidweak.phantom import PhantomConfig, allocate_patterns, generate_dataset, generate_study, write_study
+from covidweak.phantom import PhantomConfig, allocate_patterns, generate_study, write_study
 
 SMALL = PhantomConfig(size=128, slices=32)
 META_KEYS = {"study_id", "patient_id", "study_index", "diagnosis", "seed", "size", "slices", "spacing", "slice_labels",

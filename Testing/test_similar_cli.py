@@ -58,11 +58,12 @@ def built_index(phantom_dir, tiny_weights, tmp_path_factory):
     from covidweak.datasets import open_dataset
     from covidweak.models import load_weights
     from covidweak.progress import Progress
-    from covidweak.similar.library import add_records, open_or_create
+    from covidweak.index import CaseIndex
+    from covidweak.similar.library import add_records
 
     folder = tmp_path_factory.mktemp("index") / "library"
     loaded = load_weights(tiny_weights, method="ducn")
-    index = open_or_create(folder, loaded.sha256)
+    index = CaseIndex.open_or_create(folder, loaded.sha256)
     progress = Progress()
 
     def stop_after_three(done, total, message):

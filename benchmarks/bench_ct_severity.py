@@ -17,7 +17,6 @@ CTs are studies of a phantom dataset (reference lesion mask as the "given segmen
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import SimpleITK as sitk
@@ -30,16 +29,7 @@ from covidweak.models import load_weights
 from covidweak.severity.ct import ct_severity
 from covidweak.weakseg.infer import segment_ct
 from covidweak.weakseg.lesions import involvement
-
-
-def best_of(repeats: int, fn) -> float:
-    """Shortest wall time of ``repeats`` calls (s): the least disturbed by other processes."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of  # benchmarks/timing.py, next to this script
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 from covidweak.datasets import open_dataset
@@ -24,16 +23,7 @@ from covidweak.io import read_ct, read_image
 from covidweak.similar.embed import embed_study
 from covidweak.similar.inputs import study_inputs
 from covidweak.similar.library import load_ducn, study_metadata
-
-
-def best_of(repeats: int, fn) -> float:
-    """Shortest wall time of ``repeats`` calls (s): the least disturbed by other processes."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of  # benchmarks/timing.py, next to this script
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ Radiographs are the DRRs of a phantom dataset.
 from __future__ import annotations
 
 import argparse
-import time
 
 import SimpleITK as sitk
 
@@ -24,16 +23,7 @@ from covidweak.datasets import open_dataset
 from covidweak.models import load_weights
 from covidweak.severity.cxr_infer import radiograph_array, run_cxr
 from covidweak.severity.cxr_preprocess import preprocess_cxr
-
-
-def best_of(repeats: int, fn) -> float:
-    """Shortest wall time of ``repeats`` calls (s): the least disturbed by other processes."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of  # benchmarks/timing.py, next to this script
 
 
 def main() -> None:

@@ -61,12 +61,13 @@ def _check_batch_size(value: int) -> None:
 def run_build(args) -> int:
     from ..datasets import open_dataset
     from ..progress import tqdm_progress
-    from ..similar.library import add_records, load_ducn, open_or_create
+    from ..index import CaseIndex
+    from ..similar.library import add_records, load_ducn
 
     _check_batch_size(args.batch_size)
     records = open_dataset(args.data)
     loaded, device = load_ducn(args.weights, args.device)
-    index = open_or_create(args.out, loaded.sha256)
+    index = CaseIndex.open_or_create(args.out, loaded.sha256)
     before = len(index)
     added = add_records(index, records, loaded, device, args.batch_size, tqdm_progress("index build"))
     resumed = f" ({before} were already indexed)" if before else ""

@@ -58,6 +58,7 @@ def run(args) -> int:
     ct = read_ct(args.ct)
     lungs = read_image(args.lungs) if args.lungs else None
     embedding = embed_study(loaded, ct, lungs, args.batch_size, device, tqdm_progress("similar"), args.slice)
+    index.prepare_search(tqdm_progress("similar: search index"))  # a large library trains its FAISS cache once
     results = similar_cases(index, embedding.vectors, embedding.slice_numbers, args.k)
     document = similar_document(args.ct, len(embedding.vectors), args.slice, index, args.index, args.k, results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

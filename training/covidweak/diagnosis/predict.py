@@ -116,13 +116,9 @@ def diagnose_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, devic
 
 def check_writable(out_dir: Path, overwrite: bool = False) -> dict[str, Path]:
     """The output paths, or InputError when one exists and ``overwrite`` is false (call before working)."""
-    paths = {key: Path(out_dir) / name for key, name in OUTPUT_FILES.items()}
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise InputError(f"--out {out_dir} is a file: give a folder")
-    existing = [p.name for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise InputError(f"{out_dir} already holds {', '.join(existing)}: choose another --out or pass --overwrite")
-    return paths
+    from ..weakseg.outputs import check_writable as check_folder
+
+    return check_folder(out_dir, overwrite, OUTPUT_FILES)
 
 
 def diagnosis_json(result: DiagnosisResult, model, runtime_s: float) -> dict:

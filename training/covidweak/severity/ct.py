@@ -176,14 +176,6 @@ def phantom_lesion_types(image_path: Path, reference: sitk.Image) -> Optional[np
     return sitk.GetArrayFromImage(labels)
 
 
-def _check_out(out_dir: Path, overwrite: bool) -> dict[str, Path]:
-    paths = {key: Path(out_dir) / name for key, name in OUTPUT_FILES.items()}
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise InputError(f"--out {out_dir} is a file: give a folder")
-    existing = [p.name for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise InputError(f"{out_dir} already holds {', '.join(existing)}: choose another --out or pass --overwrite")
-    return paths
 
 
 def _segmentation(args, progress):
@@ -223,10 +215,10 @@ def run_ct_severity(args) -> int:
     """
     from ..io import write_image
     from ..progress import tqdm_progress
-    from ..weakseg.outputs import write_text
+    from ..weakseg.outputs import check_writable, write_text
 
     start = time.perf_counter()
-    paths = _check_out(args.out, args.overwrite)
+    paths = check_writable(args.out, args.overwrite, OUTPUT_FILES)
     progress = tqdm_progress("severity")
     ct, lungs, mask, about = _segmentation(args, progress)
     progress.update(0, 1, "zone involvement")

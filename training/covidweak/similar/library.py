@@ -86,16 +86,6 @@ def add_records(index, records: Sequence[StudyRecord], loaded, device: str = "cp
     return len(todo)
 
 
-def open_or_create(folder: Path, model_sha256: str):
-    """The index in ``folder`` made with this model (to resume it), or a new one when ``folder`` is new or empty."""
-    from ..index import CaseIndex
-
-    folder = Path(folder)
-    if folder.is_dir() and any(folder.iterdir()):
-        return CaseIndex.open(folder, model_sha256)
-    return CaseIndex.create(folder, model_sha256)
-
-
 def similar_cases(index, query_vectors, query_slices, k: int) -> list[dict]:
     """The k most similar library studies of a query, with ``query_slice`` as the query CT's slice number.
 

@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 from ..errors import InputError
 from .infer import T_BG, T_FG, SegmentResult
@@ -31,13 +32,15 @@ INTEGER_COLUMNS = {"id", "bbox_i_min", "bbox_j_min", "bbox_k_min", "bbox_i_max",
 TEXT_COLUMNS = {"lung", "zone"}
 
 
-def output_paths(out_dir: Path) -> dict[str, Path]:
-    return {key: Path(out_dir) / name for key, name in OUTPUT_FILES.items()}
+def output_paths(out_dir: Path, files: Optional[dict[str, str]] = None) -> dict[str, Path]:
+    return {key: Path(out_dir) / name for key, name in (files or OUTPUT_FILES).items()}
 
 
-def check_writable(out_dir: Path, overwrite: bool = False) -> dict[str, Path]:
-    """The output paths, or InputError when one exists and ``overwrite`` is false (call before working)."""
-    paths = output_paths(out_dir)
+def check_writable(out_dir: Path, overwrite: bool = False, files: Optional[dict[str, str]] = None) -> dict[str, Path]:
+    """The paths of ``files`` (key -> file name; default: this command's) in ``out_dir``, or InputError
+    when one exists and ``overwrite`` is false (call before working). Every command writing a fixed set
+    of files into a folder checks it here."""
+    paths = output_paths(out_dir, files)
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise InputError(f"--out {out_dir} is a file: give a folder")
     existing = [p.name for p in paths.values() if p.exists()]
