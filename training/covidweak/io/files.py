@@ -114,9 +114,12 @@ def write_image(image: sitk.Image, path: PathLike, overwrite: bool = False) -> P
         raise InputError(f"{path} is a folder: give a file name ending in {suffix}")
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists: choose another name or allow overwriting")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the real extension because SimpleITK picks the writer from it.
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The temporary name keeps the real extension because SimpleITK picks the writer from it.
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    except OSError as error:  # read-only or full file system, no permission
+        raise InputError(f"cannot write {path}: {error.strerror}; check the folder is writable and has space") from None
     os.close(handle)
     temp = Path(temp_name)
     try:
@@ -124,6 +127,13 @@ def write_image(image: sitk.Image, path: PathLike, overwrite: bool = False) -> P
             sitk.WriteImage(image, str(temp), useCompression=suffix != ".nii")
         except RuntimeError as error:
             raise InputError(f"cannot write {path}: {itk_reason(error)}; check the folder is writable and has space") from None
+        if suffix in (".nii", ".nii.gz"):
+            # ITK's NIfTI writer reports a short write (full disk) on stderr only and returns normally.
+            try:
+                check_nifti_complete(temp)
+            except InputError:
+                raise InputError(f"cannot write {path}: the file came out incomplete; "
+                                 "check the folder is writable and has space") from None
         if overwrite:
             os.replace(temp, path)
         else:
