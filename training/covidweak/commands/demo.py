@@ -132,6 +132,9 @@ def run(args) -> int:
         raise InputError("--patients and --studies-per-patient must be at least 1")
     if args.patients * args.studies_per_patient < 2:
         raise InputError("the demo needs at least 2 phantom studies (the similar-case search has to find another one)")
+    from .clusters import parse_k
+
+    parse_k(args.cluster_k)  # a mistyped --cluster-k fails now, not after four stages
     _prepare_out(out, args.overwrite)
     phantom = out / "phantom"
     start = time.perf_counter()
@@ -176,8 +179,8 @@ def run(args) -> int:
     print(f"  batch: {batch['done']} of {len(records)} cases done; open {batch['index_html']}")
     print(f"  similar to {similar['query']}: " + ", ".join(f"{r['study_id']} ({r['diagnosis']})" for r in similar['top'])
           + f" ({out / stages.SIMILAR_FILE})")
-    if not args.skip_clusters:
-        clusters = summary["5_clusters"]
+    clusters = summary["5_clusters"]
+    if not clusters.get("skipped"):
         print(f"  clusters: {clusters['lesions']} lesions in {clusters['k']} clusters ({out / stages.CLUSTER_DIR})")
     print(f"  {shown['study']}: CXR score {shown['cxr_global_score']}/6 (true {shown['true_cxr_global_score']}), "
           f"diagnosis {shown['diagnosis']} (true {shown['true_diagnosis']})")
