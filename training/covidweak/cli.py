@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 from . import __version__
 from .errors import CancelledError, CovidWeakError
 
-COMMAND_MODULES = ("phantom", "lungs", "demo", "segment", "train", "export", "evaluate", "bench", "index", "similar", "diagnose", "clusters", "batch", "severity")
+COMMAND_MODULES = ("phantom", "lungs", "demo", "segment", "severity", "diagnose", "index", "similar", "clusters",
+                   "batch", "train", "export", "evaluate", "bench")
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
