@@ -124,6 +124,8 @@ def run(args) -> int:
     from ..demo import stages
     from ..phantom import PhantomConfig, generate_dataset
     from ..progress import tqdm_progress
+    from ..weakseg.outputs import write_text
+    from .clusters import parse_k
 
     out: Path = args.out
     config = PhantomConfig(size=args.size, slices=args.slices)
@@ -132,8 +134,6 @@ def run(args) -> int:
         raise InputError("--patients and --studies-per-patient must be at least 1")
     if args.patients * args.studies_per_patient < 2:
         raise InputError("the demo needs at least 2 phantom studies (the similar-case search has to find another one)")
-    from .clusters import parse_k
-
     parse_k(args.cluster_k)  # a mistyped --cluster-k fails now, not after four stages
     _prepare_out(out, args.overwrite)
     phantom = out / "phantom"
@@ -141,6 +141,8 @@ def run(args) -> int:
     summary: dict = dict(phantom=dict(patients=args.patients, studies_per_patient=args.studies_per_patient,
                                       size=args.size, slices=args.slices, seed=args.seed),
                          note=stages.WEIGHTS_NOTE)
+    # The marker goes in first, so that a demo that stopped half-way can still be replaced with --overwrite.
+    write_text(out / DEMO_MARKER, json.dumps({**summary, "finished": False}, indent=2) + "\n")
     print(f"note: {stages.WEIGHTS_NOTE}")
 
     def make_phantom() -> dict:
@@ -171,7 +173,7 @@ def run(args) -> int:
 
     print(f"7/{STAGES} writing {DEMO_MARKER}")
     summary["total_seconds"] = round(time.perf_counter() - start, 1)
-    (out / DEMO_MARKER).write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(out / DEMO_MARKER, json.dumps({**summary, "finished": True}, indent=2) + "\n")
     lungs, batch = summary["2_lungs"], summary["3_batch"]
     print(f"done in {summary['total_seconds']} s:")
     print(f"  lungs: lowest Dice right {lungs['min_dice_right']:.3f}, left {lungs['min_dice_left']:.3f} "
