@@ -151,3 +151,14 @@ def test_new_lesions_land_at_the_inverse_distance_weighted_mean_of_their_neighbo
     points = place(np.array([[0.25], [3.0]]), library_svd, library_tsne, neighbours=2)
     assert points[0] == pytest.approx([2.5, 0.0])
     assert points[1] == pytest.approx([0.0, 30.0])  # identical to a library lesion
+
+
+def test_a_library_of_two_lesions_still_gets_display_coordinates():
+    """Two lesions leave one SVD coordinate, which t-SNE's PCA initialisation cannot take."""
+    from covidweak.clusters.embedding import fit_svd, fit_tsne, reduce
+
+    features = np.random.default_rng(0).random((2, 64)).astype(np.float32)
+    reduced = reduce(features, fit_svd(features))
+    assert reduced.shape == (2, 1)
+    points = fit_tsne(reduced)
+    assert points.shape == (2, 2) and np.isfinite(points).all()

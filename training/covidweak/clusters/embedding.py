@@ -35,7 +35,9 @@ def fit_tsne(reduced: np.ndarray, seed: int = 0) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     perplexity = min(TSNE_PERPLEXITY, max(1.0, (len(reduced) - 1) / 3))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
+    # PCA initialisation needs two input dimensions; a library of two lesions has one SVD coordinate.
+    init = "pca" if reduced.shape[1] >= 2 else "random"
+    return TSNE(n_components=2, perplexity=perplexity, init=init, random_state=seed).fit_transform(reduced)
 
 
 def place(reduced: np.ndarray, library_reduced: np.ndarray, library_points: np.ndarray,
