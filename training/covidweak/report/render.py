@@ -28,9 +28,11 @@ def qt_available() -> bool:
 def _application():
     """The running Qt application, or a new headless one (offscreen unless a platform is set)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
 
-    return QGuiApplication.instance() or QGuiApplication([])
+    # A widgets application, not a bare QGuiApplication: Qt allows one application per process, and
+    # a later QWidget in the same process (a host GUI, the .ui tests) aborts the process without one.
+    return QApplication.instance() or QApplication([])
 
 
 def _document(html_path: Path):
