@@ -109,6 +109,10 @@ def test_nine_cases_done_and_three_reported_with_their_reason(resumed_batch):
         # The severity step scores the lesions of the segmentation step, not a second segmentation.
         severity = json.loads((out / "cases" / case / "ct_severity.json").read_text())
         assert severity["involvement_percent"] == pytest.approx(float(row["involvement_percent"]), abs=1e-3)
+        diagnosis = json.loads((out / "cases" / case / "diagnosis.json").read_text())
+        assert row["diagnosis"] == diagnosis["prediction"] in ("covid", "cap", "normal")
+        assert float(row["diagnosis_probability"]) == pytest.approx(diagnosis["probabilities"][row["diagnosis"]], abs=1e-4)
+        assert (out / "cases" / case / "diagnosis_slices.tsv").is_file()
     assert not list((out / "cases").glob(".*")), "no partial folder is left"
 
 
@@ -146,9 +150,9 @@ def test_case_files_agree_with_each_other_and_the_bundle_reads_back(resumed_batc
         assert set(volumes) == {"good_1", "good_1 lesion probability"}
         in_bundle = sitk.GetArrayFromImage(image_from_volume_node(volumes["good_1 lesion probability"]))
         np.testing.assert_allclose(in_bundle, sitk.GetArrayFromImage(probability), atol=1e-6)
-        # Lesions and severity zones; lesion, involvement and severity zone tables.
+        # Lesions and severity zones; lesion, involvement, severity zone and two diagnosis tables.
         assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 2
-        assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 3
+        assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 5  # + diagnosis per class and per slice
         red = scene.GetSingletonNode("Red", "vtkMRMLSliceCompositeNode")
         assert red.GetBackgroundVolumeID() == volumes["good_1"].GetID()
         assert red.GetForegroundVolumeID() == volumes["good_1 lesion probability"].GetID()

@@ -44,12 +44,13 @@ INDEX_FILE = "index.html"
 CASES_DIR = "cases"
 REPORT_FILE = "report.html"
 SUMMARY_COLUMNS = ("case_id", "status", "lesion_count", "lesion_volume_ml", "lung_volume_ml", "involvement_percent",
-                   "right_percent", "left_percent", "ct_severity_score", "similar_top_study", "similar_top_diagnosis",
+                   "right_percent", "left_percent", "ct_severity_score", "diagnosis",
+                   "diagnosis_probability", "similar_top_study", "similar_top_diagnosis",
                    "runtime_s", "input", "error", "report")
 SLICE_VIEWS = ("Red", "Yellow", "Green")
 """Slicer's axial, sagittal and coronal views in the default layout."""
 RESULT_OPTIONS = ("method", "weights", "t_fg", "t_bg", "lesion_boxes", "steps", "similar_index", "similar_k",
-                  "ducn_weights")
+                  "ducn_weights", "diagnosis_weights")
 """Options that change a case's results: a rerun with other values would mix two analyses in one folder."""
 
 

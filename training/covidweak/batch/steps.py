@@ -49,6 +49,7 @@ class BatchOptions:
     similar_index: Optional[str] = None  # a `covidweak index build` folder: adds the COVIDSimilarCase step
     similar_k: int = 5
     ducn_weights: str = ""  # DuCN weights of that index; empty = the command's default
+    diagnosis_weights: str = ""  # COVID-19 / CAP / normal classifier; empty = the command's default
     pdf: bool = False
     dicom_seg: bool = True  # for DICOM inputs: also write the lesions as a DICOM SEG
 
@@ -162,7 +163,8 @@ def weakseg_step(context: CaseContext) -> None:
 
 
 def severity_step(context: CaseContext) -> None:
-    """COVIDSeverity on a CT: the 6-zone involvement score (0-30) of COVIDWeakSeg's lesion segmentation.
+    """COVIDSeverity on a CT: the 6-zone involvement score (0-30) of COVIDWeakSeg's lesion segmentation,
+    and the COVID-19 / CAP / normal diagnosis (``covidweak diagnose`` on the same lungs).
 
     The module's ``process`` would segment the CT again, with its own default
     weights and T_fg; here ``covidweak severity --from-segment`` reads the
@@ -191,22 +193,38 @@ def severity_step(context: CaseContext) -> None:
     try:
         write_outputs(result, work / "segment")
         argv = severity_logic.severity_command(context.case.path, work / "severity", logic.parameters)
-        with contextlib.redirect_stdout(io.StringIO()):  # the command's one-line summary; the batch prints its own
+        diagnose = ["diagnose", context.case.path, "--out", work / "diagnosis", "--lungs", work / "segment" / "lungs.nii.gz",
+                    "--device", context.options.device]
+        if context.options.diagnosis_weights:
+            diagnose += ["--weights", context.options.diagnosis_weights]
+        with contextlib.redirect_stdout(io.StringIO()):  # the commands' one-line summaries; the batch prints its own
             run_covidweak(argv + ["--from-segment", work / "segment", "--t-fg", repr(float(result.t_fg))], sync=True)
-        created = logic.load_outputs(context.volume, work / "severity")
-        shutil.copyfile(work / "severity" / "ct_severity.json", context.folder / "ct_severity.json")
+            run_covidweak(diagnose, sync=True)
+        created = logic.load_outputs(context.volume, work / "severity", work / "diagnosis")
+        for name in ("severity/ct_severity.json", "diagnosis/diagnosis.json"):
+            shutil.copyfile(work / name, context.folder / Path(name).name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     context.outputs["ct_severity"] = "ct_severity.json"
+    context.outputs["diagnosis"] = "diagnosis.json"
     context.save(created.zone_table, "severity_zone_table", "severity_zones.tsv")
     context.save(created.zone_segmentation, "severity_zone_segmentation", "severity_zones.seg.nrrd")
+    context.save(created.diagnosis_table, "diagnosis_table", "diagnosis.tsv")
+    context.save(created.slice_table, "diagnosis_slice_table", "diagnosis_slices.tsv")
     report = logic.last_report
+    diagnosis = report["diagnosis"]
     context.figures["ct_severity_score"] = created.score
+    context.figures["diagnosis"] = diagnosis["prediction"]
+    context.figures["diagnosis_probability"] = round(float(diagnosis["probabilities"][diagnosis["prediction"]]), 4)
+    context.models.append({"step": "COVIDSeverity", "method": "diagnosis", "name": diagnosis["model"]["name"],
+                           "sha256": diagnosis["model"]["sha256"]})
     table = Table("Zone involvement and score (0-5 per zone)", severity_logic.CT_ZONE_COLUMNS,
                   severity_logic.ct_zone_rows(report))
-    context.sections.append(Section("CT severity (COVIDSeverity)", tables=[table],
+    classes = Table("Diagnosis probability (per patient)", ("class", "probability"),
+                    [[name, float(diagnosis["probabilities"][name])] for name in diagnosis["classes"]], digits=3)
+    context.sections.append(Section("CT severity and diagnosis (COVIDSeverity)", tables=[table, classes],
                                     text=f"{logic.summary_text()}. {report['score_name']}; computed from the "
-                                         "lesion segmentation above."))
+                                         f"lesion segmentation above. Diagnosis: {diagnosis['aggregation']}"))
 
 
 def similar_step(context: CaseContext) -> None:

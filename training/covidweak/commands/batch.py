@@ -40,6 +40,8 @@ def add_arguments(parser) -> None:
                         help="case index folder (covidweak index build): adds the similar-case search to each report")
     parser.add_argument("--similar-k", type=int, default=5, help="similar cases per report (default: 5)")
     parser.add_argument("--ducn-weights", default="", help="DuCN weights of the index (default: ducn-light)")
+    parser.add_argument("--diagnosis-weights", default="",
+                        help="COVID-19 / CAP / normal classifier of the COVIDSeverity step (default: diagnosis-light)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes on CPU (default: 1; on a GPU "
                         "always 1 with the network loaded once)")
     parser.add_argument("--pdf", action="store_true", help="also print each report to PDF (needs PySide6 or Slicer)")
@@ -65,6 +67,7 @@ def options_from(args):
                         lesion_boxes=args.lesion_boxes, steps=check_steps(steps),
                         similar_index=str(args.similar_index.resolve()) if args.similar_index else None,
                         similar_k=args.similar_k, ducn_weights=args.ducn_weights,
+                        diagnosis_weights=args.diagnosis_weights,
                         modules_dir=str(args.modules_dir) if args.modules_dir else None, pdf=args.pdf,
                         dicom_seg=not args.no_dicom_seg)
 
