@@ -65,7 +65,7 @@ def volume(study_image, scene, name):
 
 def test_real_commands_on_a_radiograph_and_a_ct(logic, study, mrml_scene, tmp_path):
     import slicer
-    from covidweak.mrml import table_node_rows
+    from covidweak.mrml_outputs import table_node_rows
 
     cxr = volume(study.cxr, mrml_scene, "phantom CXR")
     created = logic.process(cxr, device="cpu")

@@ -158,7 +158,7 @@ def segment_voxels(node) -> dict[str, int]:
 
 
 def column(table, name):
-    from covidweak.mrml import table_node_rows
+    from covidweak.mrml_outputs import table_node_rows
 
     columns, rows = table_node_rows(table)
     return [row[columns.index(name)] for row in rows]
@@ -204,7 +204,7 @@ def test_cxr_zone_lines_are_line_markups_at_the_reported_pixels(logic, cxr_volum
 
 
 def test_cxr_zone_array_table_and_segments_coloured_by_probability(logic, cxr_volume, cxr_folder, study):
-    from covidweak.mrml import ramp_color
+    from covidweak.mrml_outputs import ramp_color
 
     created = logic.load_outputs(cxr_volume, cxr_folder[0])
     report = cxr_folder[1]
@@ -252,7 +252,7 @@ def test_ct_zone_table_and_zone_segments(logic, ct_volume, ct_folders):
 
 
 def test_ct_diagnosis_table_and_per_slice_plot(logic, ct_volume, ct_folders):
-    from covidweak.mrml import plot_series_nodes
+    from covidweak.mrml_outputs import plot_series_nodes
 
     created = logic.load_outputs(ct_volume, *ct_folders[:2])
     assert column(created.diagnosis_table, "class") == ["covid", "cap", "normal"]
@@ -297,7 +297,7 @@ def test_ct_without_diagnosis_has_no_plot(logic, ct_volume, ct_folders):
 
 
 def test_outputs_never_replace_user_nodes_and_replace_only_ours(logic, ct_volume, ct_folders, mrml_scene):
-    from covidweak.mrml import plot_series_nodes
+    from covidweak.mrml_outputs import plot_series_nodes
 
     user_table = mrml_scene.AddNewNodeByClass("vtkMRMLTableNode", "phantom CT zone involvement")
     first = logic.load_outputs(ct_volume, *ct_folders[:2])
@@ -352,7 +352,7 @@ def test_export_writes_every_table_and_refuses_to_overwrite(logic, ct_volume, ct
 
 def test_in_process_runs_name_bad_commands_and_restore_the_progress_factory(tmp_path):
     import covidweak.progress as progress_module
-    from covidweak.mrml import run_covidweak
+    from covidweak.child_process import run_covidweak
     from covidweak.progress import Progress
 
     factory = progress_module.tqdm_progress

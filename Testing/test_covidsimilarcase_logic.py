@@ -25,7 +25,8 @@ if str(ROOT / "COVIDSimilarCase") not in sys.path:
 from COVIDSimilarCaseLib import COVIDSimilarCaseLogic  # noqa: E402
 from COVIDSimilarCaseLib import display, outputs  # noqa: E402
 from covidweak.errors import CovidWeakError, InputError  # noqa: E402
-from covidweak.mrml import LPS_TO_RAS, table_node_rows  # noqa: E402
+from covidweak.mrml import LPS_TO_RAS
+from covidweak.mrml_outputs import table_node_rows# noqa: E402
 
 
 # ---------------------------------------------------------------- contract files from real data
@@ -232,7 +233,7 @@ def test_search_runs_the_command_in_a_child_and_loads_its_output(logic, query, p
     """The panel's path: ChildProcess, progress lines, ``--slice`` of the Red view, output loaded, temp removed."""
     from covidweak.child_process import ChildProcess
     from covidweak.progress import Progress
-    import covidweak.mrml
+    import covidweak.child_process
 
     canned = tmp_path / "canned.json"
     write_similar_json(phantom_dir, canned)
@@ -242,7 +243,7 @@ def test_search_runs_the_command_in_a_child_and_loads_its_output(logic, query, p
         seen.append([str(a) for a in argv])
         ChildProcess([sys.executable, "-c", FAKE_SIMILAR, str(canned), *seen[-1][1:]]).wait(progress)
 
-    monkeypatch.setattr(covidweak.mrml, "run_covidweak", run_in_child)
+    monkeypatch.setattr(covidweak.child_process, "run_covidweak", run_in_child)
     (tmp_path / "index").mkdir()
     (tmp_path / "index" / "index.faiss").write_bytes(b"\0")
     work = tmp_path / "work"
@@ -261,7 +262,7 @@ def test_search_runs_the_command_in_a_child_and_loads_its_output(logic, query, p
 
 
 def logic_slice_ras(volume, k: int):
-    from covidweak.mrml import slice_centre_ras
+    from covidweak.mrml_outputs import slice_centre_ras
 
     return slice_centre_ras(volume, k)
 
@@ -287,7 +288,7 @@ def test_lesions_become_segments_coloured_by_cluster(logic, query, cluster_folde
 
 
 def test_tsne_plot_has_the_library_and_the_case_highlighted(logic, query, cluster_folders):
-    from covidweak.mrml import plot_series_nodes
+    from covidweak.mrml_outputs import plot_series_nodes
 
     model, out, _, rows, library = cluster_folders
     created = logic.load_clusters(query[0], out, model)

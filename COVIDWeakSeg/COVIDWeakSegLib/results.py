@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 SUMMARY_COLUMNS = ("region", "lung_ml", "lesion_ml", "percent")
-GEOMETRY_TOLERANCE_MM = 1e-3
 
 
 def on_ct_grid(result, ct):
-    """``result`` with the CT's exact geometry stamped on its images.
-
-    NIfTI stores origin and direction in float32, so images read back from the
-    child's output folder differ from the CT in the last digits; after checking
-    they are the same grid, the CT's own numbers are copied so the new nodes'
-    IJKToRAS equals the CT's.
-    """
-    from covidweak.errors import CovidWeakError
+    """``result`` with the CT's exact geometry stamped on its images (see :func:`covidweak.mrml.on_volume_grid`:
+    NIfTI stores geometry in float32, so the child's outputs differ from the CT in the last digits)."""
+    from covidweak.mrml import on_volume_grid
 
     for key in ("probability", "mask", "lungs"):
-        image = getattr(result, key)
-        same = (image.GetSize() == ct.GetSize()
-                and np.allclose(image.GetSpacing(), ct.GetSpacing(), atol=GEOMETRY_TOLERANCE_MM)
-                and np.allclose(image.GetOrigin(), ct.GetOrigin(), atol=GEOMETRY_TOLERANCE_MM)
-                and np.allclose(image.GetDirection(), ct.GetDirection(), atol=1e-5))
-        if not same:
-            raise CovidWeakError(f"the inference output '{key}' is not on the CT's grid: "
-                                 "the covidweak package and the module are out of step; reinstall the extension")
-        image.CopyInformation(ct)
+        setattr(result, key, on_volume_grid(getattr(result, key), ct, f"the inference output '{key}'"))
     return result
 
 

@@ -177,7 +177,7 @@ def severity_step(context: CaseContext) -> None:
     import shutil
     import tempfile
 
-    from ..mrml import run_covidweak
+    from ..child_process import run_covidweak
     from ..weakseg.outputs import write_outputs
 
     result = context.handoff.get("segment_result")
@@ -232,7 +232,7 @@ def similar_step(context: CaseContext) -> None:
     import contextlib
     import io
 
-    from ..mrml import table_node_rows
+    from ..mrml_outputs import table_node_rows
     from ..models.weights import registry_entry, sha256_of
 
     options = context.options
