@@ -26,7 +26,7 @@ source of truth.
 
 from __future__ import annotations
 
-import os
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import InputError
 from ..progress import Progress
 from . import storage
+from .checks import check_k, check_matrix, check_slice_numbers, study_row
 from .search import (IVF_NPROBE, IvfCache, exact_knn, nearest_query_per_row, pairwise_distances, segment_minima,
                      squared_norms)
 
@@ -47,7 +48,6 @@ keeps recall at 1 and stays interactive on two cores (benchmarks/bench_index.py 
 per query slice, 0.4 s per 32-slice query study), while the IVF would lose 3-8 % of the true neighbours;
 at 1M slices exact search takes 0.18 s per slice and 3.5 s per study, the IVF about 3 ms per slice."""
 
-REQUIRED_STUDY_KEYS = ("study_id", "patient_id", "diagnosis", "source_path")
 RANKINGS = ("slice_pair", "aggregate")
 APPROXIMATE_CANDIDATES = 64
 """Nearest slices first fetched per query slice when ranking studies approximately (one study's worth);
@@ -80,71 +80,6 @@ class _Rows:
             self._data = grown
         self._data[self.size:need] = rows
         self.size = need
-
-
-def _text(value, key: str) -> str:
-    if isinstance(value, (str, int, np.integer)) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise InputError(f"study field {key!r} is a {type(value).__name__}: give a string")
-
-
-def _study_row(study: Mapping, num_slices: int) -> dict:
-    """The studies.csv row of ``study``: the required keys as text, other str/number fields as metadata."""
-    if not isinstance(study, Mapping):
-        raise InputError(f"a study must be a dict with keys {', '.join(REQUIRED_STUDY_KEYS)}, not a {type(study).__name__}")
-    missing = [key for key in REQUIRED_STUDY_KEYS if key not in study]
-    if missing:
-        raise InputError(f"study is missing {', '.join(missing)}: give {', '.join(REQUIRED_STUDY_KEYS)}")
-    row = {key: _text(study[key], key) for key in REQUIRED_STUDY_KEYS}
-    if not row["study_id"]:
-        raise InputError("study_id is empty: give every study a unique id")
-    metadata = {}
-    for key, value in study.items():
-        if key in REQUIRED_STUDY_KEYS or key == "num_slices":
-            continue
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        elif isinstance(value, np.generic):
-            value = value.item()
-        if value is not None and not isinstance(value, (str, int, float, bool)):
-            raise InputError(f"study {row['study_id']} field {key!r} is a {type(value).__name__}: "
-                             "metadata must be strings or numbers")
-        metadata[str(key)] = value
-    return dict(row, num_slices=num_slices, metadata=metadata)
-
-
-def _check_matrix(vectors, dim: int, what: str) -> np.ndarray:
-    """(n, dim) finite float array with n >= 1, or InputError naming ``what``."""
-    if not isinstance(vectors, np.ndarray) or vectors.ndim != 2 or vectors.shape[1] != dim or len(vectors) == 0:
-        shape = getattr(vectors, "shape", type(vectors).__name__)
-        raise InputError(f"{what} has shape {shape}: give an array of shape (n, {dim}) with n >= 1")
-    if not np.issubdtype(vectors.dtype, np.floating):
-        raise InputError(f"{what} has dtype {vectors.dtype}: give float32 embeddings")
-    if not np.isfinite(vectors).all():
-        raise InputError(f"{what} holds NaN or infinite values: check the model's output for that study")
-    return vectors
-
-
-def _check_slice_numbers(slice_numbers: Sequence[int], count: int, study_id: str) -> np.ndarray:
-    numbers = np.asarray(slice_numbers)
-    if numbers.shape != (count,) or (count and numbers.dtype.kind not in "iu"):
-        raise InputError(f"study {study_id}: slice_numbers must be {count} integers, one per embedding row, "
-                         f"got shape {numbers.shape} of {numbers.dtype}")
-    if len(np.unique(numbers)) != count:
-        raise InputError(f"study {study_id}: slice_numbers repeat a slice: give each slice once")
-    return numbers.astype(np.int64)
-
-
-def _check_k(k: int, available: int, what: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InputError(f"k={k!r}: give a positive whole number")
-    if available == 0:
-        raise InputError("the case index is empty: add studies with `covidweak index add` first")
-    if k > available:
-        raise InputError(f"k={k} is larger than the library's {available} {what}: ask for at most {available}")
-    return int(k)
 
 
 class CaseIndex:
@@ -271,14 +206,14 @@ class CaseIndex:
         rows, vectors, numbers = [], [], []
         for study, slice_vectors, slice_numbers in items:
             count = len(slice_vectors) if hasattr(slice_vectors, "__len__") else 0
-            row = _study_row(study, count)
+            row = study_row(study, count)
             if row["study_id"] in self._positions:
                 raise InputError(f"study {row['study_id']} is already in the case index: remove it first to replace it")
-            checked = _check_matrix(slice_vectors, self.dim, f"slice_vectors of study {row['study_id']}")
+            checked = check_matrix(slice_vectors, self.dim, f"slice_vectors of study {row['study_id']}")
             if checked.dtype != np.float32:
                 raise InputError(f"slice_vectors of study {row['study_id']} have dtype {checked.dtype}: "
                                  "give float32 (.astype(numpy.float32))")
-            numbers.append(_check_slice_numbers(slice_numbers, len(checked), row["study_id"]))
+            numbers.append(check_slice_numbers(slice_numbers, len(checked), row["study_id"]))
             rows.append(row)
             vectors.append(checked)
         if len({row["study_id"] for row in rows}) != len(rows):
@@ -341,7 +276,7 @@ class CaseIndex:
     # ------------------------------------------------------------------ search
 
     def _queries(self, vectors, what: str) -> np.ndarray:
-        return np.ascontiguousarray(_check_matrix(vectors, self.dim, what), np.float32)
+        return np.ascontiguousarray(check_matrix(vectors, self.dim, what), np.float32)
 
     def uses_approximate_search(self) -> bool:
         return self.num_slices >= self.approximate_from
@@ -368,12 +303,10 @@ class CaseIndex:
         if self._cache is None:
             self._cache = IvfCache(self._vectors.view)
         if not self._cache_saved:
-            try:
+            # A read-only library can still be searched; the next writable open saves the cache.
+            with contextlib.suppress(OSError, RuntimeError):
                 self._cache.write(path)
                 self._cache_saved = True
-            except (OSError, RuntimeError):
-                # A read-only library can still be searched; the next writable open saves the cache.
-                pass
         return self._cache
 
     def _knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -391,7 +324,7 @@ class CaseIndex:
         """The k nearest library slices of each query vector: vectors (m, dim) -> m lists of
         {rank, study_id, slice, distance}, nearest first."""
         queries = self._queries(vectors, "query vectors")
-        k = _check_k(k, self.num_slices, "slices")
+        k = check_k(k, self.num_slices, "slices")
         distances, rows = self._knn(queries, k)
         study_of, numbers = self._row_study.view, self._slice_numbers.view
         return [[{"rank": rank, "study_id": self._studies[study_of[row]]["study_id"], "slice": int(numbers[row]),
@@ -406,7 +339,7 @@ class CaseIndex:
         ``ranking`` is "slice_pair" (the distance of that pair) or "aggregate" (see the module docstring).
         """
         queries = self._queries(slice_vectors, "query slice_vectors")
-        k = _check_k(k, len(self._studies), "studies")
+        k = check_k(k, len(self._studies), "studies")
         if ranking not in RANKINGS:
             raise InputError(f"ranking={ranking!r}: give one of {', '.join(RANKINGS)}")
         if ranking == "aggregate":
