@@ -20,7 +20,7 @@ if str(ROOT / "COVIDSimilarCase") not in sys.path:
     sys.path.insert(0, str(ROOT / "COVIDSimilarCase"))
 
 from COVIDSimilarCaseLib import COVIDSimilarCaseLogic  # noqa: E402
-from covidweak.mrml_outputs import table_node_rows# noqa: E402
+from covidweak.mrml_outputs import table_node_rows  # noqa: E402
 from covidweak.progress import Progress  # noqa: E402
 
 pytestmark = pytest.mark.slow

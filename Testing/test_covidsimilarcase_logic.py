@@ -26,7 +26,7 @@ from COVIDSimilarCaseLib import COVIDSimilarCaseLogic  # noqa: E402
 from COVIDSimilarCaseLib import display, outputs  # noqa: E402
 from covidweak.errors import CovidWeakError, InputError  # noqa: E402
 from covidweak.mrml import LPS_TO_RAS
-from covidweak.mrml_outputs import table_node_rows# noqa: E402
+from covidweak.mrml_outputs import table_node_rows  # noqa: E402
 
 
 # ---------------------------------------------------------------- contract files from real data
