@@ -67,6 +67,9 @@ class ChildProcess:
         except OSError as error:
             raise CovidWeakError(f"cannot start {self.command[0]} ({error.strerror}): check the Python installation") from None
         self.latest: tuple[int, int, str] = (0, 0, "starting")
+        # Every progress line, in order, until wait() reports it: a fast command can print several
+        # stages between two polls, and each stage should reach the progress bar.
+        self._updates: collections.deque = collections.deque()
         self._stderr = collections.deque(maxlen=40)
         self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
                          threading.Thread(target=self._read_stderr, daemon=True)]
@@ -82,6 +85,7 @@ class ChildProcess:
             parsed = parse_progress_line(line)
             if parsed is not None:
                 self.latest = parsed
+                self._updates.append(parsed)
 
     def _read_stderr(self) -> None:
         for line in self.process.stderr:
@@ -101,13 +105,22 @@ class ChildProcess:
                 break
             if progress is not None:
                 try:
-                    progress.update(*self.latest)
+                    self._report(progress)
                 except CancelledError:
                     self.kill()
                     raise
         for reader in self._readers:
             reader.join(timeout=5)
+        if progress is not None:
+            self._report(progress)  # the stages printed after the last poll
         self._raise_for_status(self.process.returncode)
+
+    def _report(self, progress: Progress) -> None:
+        """Every progress line received since the last call, or the latest again (so a cancel is noticed)."""
+        if not self._updates:
+            progress.update(*self.latest)
+        while self._updates:
+            progress.update(*self._updates.popleft())
 
     def kill(self) -> None:
         """Stop the command and everything it started: SIGTERM to the group, SIGKILL if it lingers."""
