@@ -97,3 +97,16 @@ def test_pseudo_labels_are_the_teachers_binarised_arrays(prepared_task):
     assert torch.equal(task.pseudo[unlabelled], (teacher >= 0.5).float())
     labelled = np.flatnonzero(task.labelled)
     assert torch.equal(task.pseudo[labelled], train["severity"][labelled])
+
+
+def test_training_step_runs_under_bf16_autocast(prepared_task):
+    # The loss is BCE on max-pooled probabilities, which autocast refuses; an H100 run with
+    # amp=bf16 stopped there until the loss was taken out of autocast.
+    task, config = prepared_task
+    torch.manual_seed(2)
+    model = task.build_model(config)
+    batch = task.train_batches(config, 0, seed=0)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = task.training_step(model, batch, config, "cpu")["loss"]
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()

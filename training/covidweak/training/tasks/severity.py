@@ -99,6 +99,7 @@ class CxrEmbedTask:
         return TensorDataset(torch.as_tensor(train.images * train.masks), torch.as_tensor(train.findings))
 
     def training_step(self, model, batch, config: dict, device) -> dict:
+        import torch
         import torch.nn.functional as F
 
         images, findings = batch
@@ -240,6 +241,7 @@ class SeverityTask:
         return roi_max_pool(probability[:, 0].float(), tensors["regions"][index])
 
     def training_step(self, model, batch, config: dict, device) -> dict:
+        import torch
         import torch.nn.functional as F
 
         from ..loop import unwrap
@@ -254,7 +256,10 @@ class SeverityTask:
             plain.snapshot()
         index = batch["index"]
         predicted = self._arrays(model, train, index, trained_only=True)
-        loss = F.binary_cross_entropy(predicted.clamp(1e-6, 1 - 1e-6), self.pseudo[index])
+        # The zones are max-pooled probabilities, not logits (Sect. 3.2), so the loss is BCE on
+        # probabilities, which autocast refuses: it runs in float32 outside autocast.
+        with torch.autocast(device_type=predicted.device.type, enabled=False):
+            loss = F.binary_cross_entropy(predicted.float().clamp(1e-6, 1 - 1e-6), self.pseudo[index].float())
         return {"loss": loss, "labelled_share": labelled_share(self.labelled, index)}
 
     def validate(self, model, config: dict, device) -> dict[str, float]:
