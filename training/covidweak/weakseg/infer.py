@@ -84,17 +84,19 @@ def batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         yield indices[start:start + batch_size]
 
 
-def autocast_for(device):
+def autocast_for(device, model=None):
     """bf16 autocast on a GPU that supports it; plain float32 elsewhere.
 
     CPU autocast is left off: bf16 convolutions on CPU are slower than float32 on most
-    machines and would make CPU results depend on the CPU's ISA.
+    machines and would make CPU results depend on the CPU's ISA. A model whose class sets
+    ``bf16_inference = False`` also runs in float32 on a GPU.
     """
     import contextlib
 
     import torch
 
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    wanted = getattr(model, "bf16_inference", True)
+    if wanted and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -113,7 +115,7 @@ def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], devic
     from ..models import lesion_logits
 
     x = torch.from_numpy(stacks).to(device)
-    with torch.inference_mode(), autocast_for(device):
+    with torch.inference_mode(), autocast_for(device, model):
         logits = lesion_logits(model, x, gate=True)
     logits = F.interpolate(logits.float(), size=tuple(size_yx), mode="bilinear", align_corners=False)
     return torch.sigmoid(logits[:, 0]).cpu().numpy()
