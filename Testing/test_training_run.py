@@ -88,3 +88,20 @@ def test_an_empty_manifest_is_a_clear_error(phantom_dir, tmp_path, capsys):
     assert main(["train", "cxr-lungs", "--data", str(empty), "--out", str(tmp_path / "run")]) == 2
     assert "no rows" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_weak_training_without_a_normal_patient_is_a_clear_error(phantom_dir, tmp_path, capsys):
+    # Only the COVID-19 patient's studies: positive slices but no negative patient to learn from.
+    rows = (phantom_dir / "manifest.csv").read_text().splitlines()
+    covid_only = tmp_path / "covid_only" / "manifest.csv"
+    covid_only.parent.mkdir()
+    covid_only.write_text("\n".join([rows[0], *[r for r in rows[1:] if ",covid," in r]]) + "\n")
+    for row in rows[1:]:
+        if ",covid," in row:
+            study = row.split(",")[0]
+            (covid_only.parent / study).symlink_to(phantom_dir / study)
+    status = main(["train", "cam-pretrain", "--data", str(covid_only), "--out", str(tmp_path / "run"),
+                   "--config", "cam-pretrain.demo", "--set", "data.fractions=[1.0, 0.0, 0.0]"])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err and "needs training samples of both kinds" in err and "normal patient" in err

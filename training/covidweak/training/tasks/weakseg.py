@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...errors import InputError
 from ...losses import T_BG, T_FG, NAM_RADIUS, cam_pretraining_loss, class_balanced_weights, focal_loss, m_seam_nam_loss
 from ...losses.focal import FOCAL_GAMMA
 from ...losses.mil import BAG_SIZE
@@ -138,6 +139,10 @@ class WeakSegTask:
                           for r in data.splits["train"]]
         self.val_set = [prepare_study(r, preprocess) for r in data.splits.get("val", [])]
         positives, negatives = self._candidates(config)
+        if not positives or not negatives:
+            raise InputError(f"{self.name} needs training samples of both kinds, got {len(positives)} positive and "
+                             f"{len(negatives)} negative ({self.sampling_for(config)}); the training split needs a "
+                             "patient with labelled lesion slices and a normal patient: add patients to the dataset")
         self.class_counts = (len(negatives), len(positives))
 
     def _candidates(self, config: dict):
