@@ -23,17 +23,26 @@ from .resnet38 import LIGHT, ResNet38, ResNet38Config
 
 LESION_CLASSES = 1
 CAM_DROPOUT = 0.5  # SEAM's dropout before its 1x1 classifier
+POOLINGS = ("gap", "gmp")
+"""How the image score p comes from the class map: "gap", the global average of Eq. 1 (the paper),
+or "gmp", the global maximum (Hu et al.'s choice). An ablation, not the paper: a lesion covering
+0.3 % of a slice (the phantom's median) moves an average of logits by 1/300 of its own logit, so
+under GAP a confident slice score needs lesion logits in the hundreds."""
 
 
 class CAMHead(nn.Module):
-    """1x1 convolution without bias from features to class maps, then global average pooling.
+    """1x1 convolution without bias from features to class maps, then global pooling (:data:`POOLINGS`).
 
     Without a bias, GAP(conv(x)) equals a linear classifier on GAP(x): the class map is exactly
     the CAM of that classifier.
     """
 
-    def __init__(self, in_channels: int, num_classes: int = LESION_CLASSES, dropout: float = CAM_DROPOUT):
+    def __init__(self, in_channels: int, num_classes: int = LESION_CLASSES, dropout: float = CAM_DROPOUT,
+                 pooling: str = "gap"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling '{pooling}': use one of {', '.join(POOLINGS)}")
+        self.pooling = pooling
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(in_channels, num_classes, 1, bias=False)
         nn.init.xavier_uniform_(self.classifier.weight)
@@ -41,7 +50,7 @@ class CAMHead(nn.Module):
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, F, h, w) features -> class maps (N, C, h, w) and scores (N, C)."""
         cam = self.classifier(self.dropout(features))
-        return cam, cam.mean(dim=(2, 3))
+        return cam, cam.mean(dim=(2, 3)) if self.pooling == "gap" else cam.amax(dim=(2, 3))
 
 
 @dataclass
@@ -59,10 +68,10 @@ class CAMOutput:
 class CAMNet(nn.Module):
     """ResNet-38 + :class:`CAMHead`: (N, 3, H, W) slices -> :class:`CAMOutput`."""
 
-    def __init__(self, config: ResNet38Config = LIGHT, num_classes: int = LESION_CLASSES):
+    def __init__(self, config: ResNet38Config = LIGHT, num_classes: int = LESION_CLASSES, pooling: str = "gap"):
         super().__init__()
         self.backbone = ResNet38(config)
-        self.cam_head = CAMHead(self.backbone.feature_channels.final, num_classes)
+        self.cam_head = CAMHead(self.backbone.feature_channels.final, num_classes, pooling=pooling)
 
     def forward(self, x: torch.Tensor) -> CAMOutput:
         cam, score = self.cam_head(self.backbone(x).final)

@@ -118,7 +118,8 @@ class WeakSegTask:
     @property
     def defaults(self) -> dict:
         return {
-            "model": {"backbone": "light"},
+            # pooling: "gap" is Eq. 1; "gmp" is the ablation of covidweak.models.cam.POOLINGS.
+            "model": {"backbone": "light", "pooling": "gap"},
             "params": {"augment": True, "threshold": T_FG, "val_batch_size": 16, **self.extra_params},
             "preprocess": dict(DEFAULT_PREPROCESS),
         }
