@@ -188,11 +188,13 @@ def model_summary(model, device) -> dict:
 def finish(ct: sitk.Image, lungs: sitk.Image, probability: sitk.Image, t_fg: float, t_bg: float, about: dict,
            start: float) -> SegmentResult:
     """Threshold ``probability`` and add the lesion table and summary (also used by re-thresholding)."""
+    from ..zones import zone_map_3d
     from .lesions import lesion_table, summarize
 
     mask = threshold(probability, t_fg)
-    lesions = lesion_table(probability, mask, ct, lungs)
-    summary = summarize(probability, mask, lungs, lesions, t_fg, t_bg, about, time.perf_counter() - start)
+    zones = zone_map_3d(lungs)  # once for the lesion table and the involvement
+    lesions = lesion_table(probability, mask, ct, lungs, zones)
+    summary = summarize(probability, mask, lungs, lesions, t_fg, t_bg, about, time.perf_counter() - start, zones)
     return SegmentResult(probability=probability, lungs=lungs, mask=mask, lesions=lesions, summary=summary,
                          t_fg=t_fg, t_bg=t_bg)
 

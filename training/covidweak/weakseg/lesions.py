@@ -9,6 +9,8 @@ upper/middle/lower thirds along the cranio-caudal axis (:func:`covidweak.zones.z
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
@@ -53,10 +55,12 @@ def _majority(codes: np.ndarray) -> int:
     return int(np.bincount(codes).argmax()) if codes.size else 0
 
 
-def lesion_table(probability: sitk.Image, mask: sitk.Image, ct: sitk.Image, lungs: sitk.Image) -> list[dict]:
+def lesion_table(probability: sitk.Image, mask: sitk.Image, ct: sitk.Image, lungs: sitk.Image,
+                 zones: Optional[np.ndarray] = None) -> list[dict]:
     """One row per connected lesion of ``mask``, keys :data:`LESION_COLUMNS`, largest first.
 
     All four images share the CT grid. Volumes in mL, coordinates in RAS mm, HU as in ``ct``.
+    ``zones``: ``zone_map_3d(lungs)`` when the caller has it already.
     """
     labels, count = ndi.label(sitk.GetArrayViewFromImage(mask) > 0, structure=CONNECTIVITY)
     if count == 0:
@@ -64,7 +68,7 @@ def lesion_table(probability: sitk.Image, mask: sitk.Image, ct: sitk.Image, lung
     prob = sitk.GetArrayViewFromImage(probability)
     hu = sitk.GetArrayViewFromImage(ct)
     lung_codes = sitk.GetArrayViewFromImage(lungs)
-    zone_codes = zone_map_3d(lungs)
+    zone_codes = zone_map_3d(lungs) if zones is None else zones
     boxes = ndi.find_objects(labels)
     low = np.array([[box[2].start, box[1].start, box[0].start] for box in boxes])
     high = np.array([[box[2].stop - 1, box[1].stop - 1, box[0].stop - 1] for box in boxes])
@@ -104,7 +108,7 @@ def _plain(value):
     return value
 
 
-def involvement(mask: sitk.Image, lungs: sitk.Image) -> dict:
+def involvement(mask: sitk.Image, lungs: sitk.Image, zones: Optional[np.ndarray] = None) -> dict:
     """Lesion and lung volumes (mL) and % involvement per lung, per zone and in total.
 
     Returns ``{"total": {...}, "right": {...}, "left": {...}, "right_upper": {...}, ...}``, each
@@ -112,7 +116,7 @@ def involvement(mask: sitk.Image, lungs: sitk.Image) -> dict:
     """
     lesion = sitk.GetArrayViewFromImage(mask) > 0
     lung_codes = sitk.GetArrayViewFromImage(lungs)
-    zones = zone_map_3d(lungs)
+    zones = zone_map_3d(lungs) if zones is None else zones
     vml = voxel_ml(lungs)
 
     def entry(region: np.ndarray) -> dict:
@@ -131,14 +135,14 @@ def involvement(mask: sitk.Image, lungs: sitk.Image) -> dict:
 
 
 def summarize(probability: sitk.Image, mask: sitk.Image, lungs: sitk.Image, lesions: list[dict], t_fg: float,
-              t_bg: float, about: dict, runtime_s: float) -> dict:
+              t_bg: float, about: dict, runtime_s: float, zones: Optional[np.ndarray] = None) -> dict:
     """summary.json content: volumes, involvement, thresholds, model identity, runtime, version."""
     from .. import __version__
 
     prob = sitk.GetArrayViewFromImage(probability)
     in_lung = sitk.GetArrayViewFromImage(lungs) > 0
     uncertain = np.count_nonzero(in_lung & (prob >= t_bg) & (prob <= t_fg))
-    share = involvement(mask, lungs)
+    share = involvement(mask, lungs, zones)
     return {
         "lesion_count": len(lesions),
         "lesion_volume_ml": share["total"]["lesion_ml"],
