@@ -65,6 +65,14 @@ def test_evaluate_command_on_the_phantom(phantom_dir, tmp_path, capsys):
                  "--weights", *weights]) == 2
 
 
+def test_two_weight_files_of_one_method_get_a_row_each():
+    from covidweak.weakseg.evaluate import row_names
+
+    assert row_names(["cam", "mscam"], ["a/cam-gap.pt", "b.pt"]) == ["cam", "mscam"]
+    assert row_names(["cam", "cam"], ["a/cam-gap.pt", "b/cam-gmp.pt"]) == ["cam (cam-gap)", "cam (cam-gmp)"]
+    assert row_names(["cam", "cam"], ["a/w.pt", "b/w.pt"]) == ["cam (w) #1", "cam (w) #2"]
+
+
 def test_lesion_truth_outlives_its_image(tmp_path):
     """The ground truth of an image read inline stays valid after the image is freed.
 

@@ -122,7 +122,7 @@ def evaluate_model(records: list, model, t_fg: float = T_FG, t_bg: float = T_BG,
 def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Sequence[str]] = None, split: str = "test",
                      t_fg: float = T_FG, t_bg: float = T_BG, device: str = "auto",
                      batch_size: int = DEFAULT_BATCH_SIZE, progress: Optional[Progress] = None) -> dict:
-    """The report of ``covidweak evaluate weakseg``: one entry per method, keyed by method name.
+    """The report of ``covidweak evaluate weakseg``: one entry per method, keyed by :func:`row_names`.
 
     Studies need a ground-truth lesion mask (the phantom and COVID-19-CT-Seg have them).
     """
@@ -138,12 +138,25 @@ def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Seque
         raise InputError(f"{data} has no studies with a lesion mask: evaluation needs ground truth (try a phantom)")
     report = {"data": str(data), "covidweak_version": __version__, "methods": {},
               "note": "research use only; Table 1 layout of Tang et al. (MICCAI 2021)"}
-    for n, method in enumerate(methods):
-        model = load_weights(weights[n] if weights else f"{method}-light", method=method)
+    sources = list(weights) if weights else [f"{method}-light" for method in methods]
+    for method, source, name in zip(methods, sources, row_names(methods, sources)):
+        model = load_weights(source, method=method)
         chosen, selection = select_records(records, split, model.info)
         entry = evaluate_model(chosen, model, t_fg, t_bg, device, batch_size, progress)
-        report["methods"][method] = {"weights": str(model.path), "weights_sha256": model.sha256, **selection, **entry}
+        report["methods"][name] = {"method": method, "weights": str(model.path), "weights_sha256": model.sha256,
+                                   **selection, **entry}
     return report
+
+
+def row_names(methods: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """Report keys: the method name, or "method (weights)" where a method is evaluated more than once.
+
+    Two weight files of one method would otherwise share a key, and the second would silently
+    replace the first.
+    """
+    names = [method if list(methods).count(method) == 1 else f"{method} ({Path(source).stem})"
+             for method, source in zip(methods, sources)]
+    return [name if names.count(name) == 1 else f"{name} #{n + 1}" for n, name in enumerate(names)]
 
 
 def _cell(stats: Optional[dict]) -> str:
