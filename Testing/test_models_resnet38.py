@@ -52,3 +52,15 @@ def test_config_by_name():
     assert config_by_name("paper") is PAPER and config_by_name("light") is LIGHT
     with pytest.raises(ValueError, match="unknown backbone configuration 'huge'"):
         config_by_name("huge")
+
+
+def test_frozen_batch_norm_keeps_its_statistics_and_parameters_in_training():
+    from covidweak.models import build_model
+
+    model = build_model("mseamnam", {"freeze_bn": True}).train()
+    norms = list(model.backbone._batch_norms())
+    assert norms and all(not m.training and not m.weight.requires_grad for m in norms)
+    before = [m.running_mean.clone() for m in norms]
+    model(torch.rand(8, 3, 64, 64))  # a training-mode forward would update running statistics
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
+    assert build_model("mseamnam").backbone.freeze_bn is False  # the default trains BatchNorm

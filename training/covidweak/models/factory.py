@@ -28,7 +28,7 @@ SEAM_METHODS = ("mseamnam", "seamnam", "seam")
 UNET_CHANNELS = {"light": (16, 32, 64, 128, 256), "paper": (32, 64, 128, 256, 512)}
 """MONAI U-Net widths; Tang et al. do not give theirs, "paper" is the common 32-base U-Net."""
 
-DEFAULT_ARCH = {"backbone": "light", "input_size": 448, "pooling": "gap"}
+DEFAULT_ARCH = {"backbone": "light", "input_size": 448, "pooling": "gap", "freeze_bn": False}
 
 OTHER_BUILDERS: dict[str, str] = {
     "cxr-embed": "covidweak.models.severity_vit:build_severity_model",
@@ -93,9 +93,9 @@ def build_model(method: str, arch: dict[str, Any] | None = None) -> nn.Module:
         raise ValueError(f"unknown backbone '{size}': use 'light' or 'paper'")
     method = check_method(method)
     if method in SEAM_METHODS:
-        return SEAM(config_by_name(size), pooling=arch["pooling"])
+        return SEAM(config_by_name(size), pooling=arch["pooling"], freeze_bn=arch["freeze_bn"])
     if method == "cam":
-        return CAMNet(config_by_name(size), pooling=arch["pooling"])
+        return CAMNet(config_by_name(size), pooling=arch["pooling"], freeze_bn=arch["freeze_bn"])
     if method == "mscam":
         # Two image classes (no lesion / lesion): the slice-level task the weak labels give.
         return MultiScaleCAM(num_classes=2, width=1.0 if size == "paper" else 0.25)

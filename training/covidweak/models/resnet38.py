@@ -154,9 +154,10 @@ class ResNet38Features(NamedTuple):
 class ResNet38(nn.Module):
     """ResNet-38 model A backbone: (N, in_channels, H, W) -> :class:`ResNet38Features`."""
 
-    def __init__(self, config: ResNet38Config = PAPER):
+    def __init__(self, config: ResNet38Config = PAPER, freeze_bn: bool = False):
         super().__init__()
         self.config = config
+        self.freeze_bn = freeze_bn
         c = config.channels
         n2, n3, n4, n5 = config.blocks
         stem, w2, w3, w4 = c(STEM_CHANNELS), c(B2_CHANNELS), c(B3_CHANNELS), c(B4_CHANNELS)
@@ -175,6 +176,26 @@ class ResNet38(nn.Module):
         self.bn7 = nn.BatchNorm2d(w7)
         self.feature_channels = ResNet38Features(b3=w3, b4=w4, b5=w5, final=w7)
         self._init_weights()
+        if freeze_bn:
+            for m in self._batch_norms():
+                m.requires_grad_(False)
+
+    def _batch_norms(self):
+        return (m for m in self.modules() if isinstance(m, nn.BatchNorm2d))
+
+    def train(self, mode: bool = True):
+        """``freeze_bn`` keeps every BatchNorm in inference mode, statistics and affine parameters fixed.
+
+        SEAM's ResNet-38 trains this way on top of its pre-trained statistics. It matters most for
+        M-SEAM-NAM: a batch is one bag of 8 consecutive slices sharing one label (Sect. 2.3), so
+        batch statistics would subtract exactly what tells a positive bag from a negative one.
+        Here the statistics come from CAM pre-training, whose batches mix single slices.
+        """
+        super().train(mode)
+        if self.freeze_bn:
+            for m in self._batch_norms():
+                m.eval()
+        return self
 
     @staticmethod
     def _downsampling_stage(cin: int, cout: int, n: int) -> Stage:

@@ -128,12 +128,12 @@ class SEAM(nn.Module):
     """SEAM on ResNet-38: (N, 3, H, W) slices -> :class:`SEAMOutput`."""
 
     def __init__(self, config: ResNet38Config = LIGHT, num_classes: int = LESION_CLASSES, small_scale: float = SMALL_SCALE,
-                 pooling: str = "gap"):
+                 pooling: str = "gap", freeze_bn: bool = False):
         super().__init__()
         if not 0.0 < small_scale < 1.0:
             raise ValueError(f"small_scale must be in (0, 1), got {small_scale}")
         self.small_scale = small_scale
-        self.backbone = ResNet38(config)
+        self.backbone = ResNet38(config, freeze_bn=freeze_bn)
         channels = self.backbone.feature_channels
         self.cam_head = CAMHead(channels.final, num_classes, pooling=pooling)
         self.pcm = PixelCorrelationModule(channels.b4, channels.b5, config.in_channels, config.width)

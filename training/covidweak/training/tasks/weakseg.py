@@ -119,7 +119,8 @@ class WeakSegTask:
     def defaults(self) -> dict:
         return {
             # pooling: "gap" is Eq. 1; "gmp" is the ablation of covidweak.models.cam.POOLINGS.
-            "model": {"backbone": "light", "pooling": "gap"},
+            # freeze_bn: BatchNorm fixed at its initial (e.g. CAM pre-trained) state; see ResNet38.train.
+            "model": {"backbone": "light", "pooling": "gap", "freeze_bn": False},
             "params": {"augment": True, "threshold": T_FG, "val_batch_size": 16, **self.extra_params},
             "preprocess": dict(DEFAULT_PREPROCESS),
         }
