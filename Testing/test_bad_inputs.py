@@ -223,20 +223,21 @@ def mount_tmpfs(folder: Path, options: str) -> None:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'})")
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    folder = tmp_path / "disk"
-    mount_tmpfs(folder, "size=64k")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+def tmpfs_fixture(name: str, options: str):
+    """A fixture yielding a tmpfs of ``options`` mounted at ``tmp_path / name``, unmounted after."""
+
+    @pytest.fixture
+    def fixture(tmp_path):
+        folder = tmp_path / name
+        mount_tmpfs(folder, options)
+        yield folder
+        subprocess.run(["umount", str(folder)], check=True)
+
+    return fixture
 
 
-@pytest.fixture
-def read_only_disk(tmp_path):
-    folder = tmp_path / "ro"
-    mount_tmpfs(folder, "ro,size=64k")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+small_disk = tmpfs_fixture("disk", "size=64k")
+read_only_disk = tmpfs_fixture("ro", "ro,size=64k")
 
 
 def test_read_only_output_folder(read_only_disk, good_ct, capsys):

@@ -36,23 +36,11 @@ UNCERTAIN_TERMINOLOGY = (f"{_CONTEXT}~SCT^85756007^Tissue~SCT^85756007^Tissue~^^
 
 def probability_color_table(scene):
     """The module's colour table for probabilities 0..1, created once per scene."""
-    import slicer
+    from covidweak.mrml_outputs import ramp_color_table
 
-    node = scene.GetSingletonNode(COLOR_TABLE_SINGLETON, "vtkMRMLColorTableNode")
-    if node is not None:
-        return node
-    node = slicer.vtkMRMLColorTableNode()
-    node.SetSingletonTag(COLOR_TABLE_SINGLETON)
-    node.SetName(scene.GenerateUniqueName(COLOR_TABLE_NAME))
-    node.SetTypeToUser()
-    node.SetNumberOfColors(256)
-    stops = np.array([s for s, _ in RAMP])
-    colours = np.array([c for _, c in RAMP])
-    for index, value in enumerate(np.linspace(0.0, 1.0, 256)):
-        rgb = [float(np.interp(value, stops, colours[:, channel])) for channel in range(3)]
-        node.SetColor(index, f"{value:.3f}", *rgb, 1.0)
+    node = ramp_color_table(scene, COLOR_TABLE_SINGLETON, COLOR_TABLE_NAME, RAMP)
     node.SetAttribute("Category", "COVIDWeakSeg")
-    return scene.AddNode(node)
+    return node
 
 
 def style_probability_volume(volume, t_fg: float) -> None:
