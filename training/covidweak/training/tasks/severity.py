@@ -99,7 +99,6 @@ class CxrEmbedTask:
         return TensorDataset(torch.as_tensor(train.images * train.masks), torch.as_tensor(train.findings))
 
     def training_step(self, model, batch, config: dict, device) -> dict:
-        import torch
         import torch.nn.functional as F
 
         images, findings = batch
