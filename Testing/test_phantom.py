@@ -13,7 +13,8 @@ from covidweak.phantom import PhantomConfig, allocate_patterns, generate_study, 
 
 SMALL = PhantomConfig(size=128, slices=32)
 META_KEYS = {"study_id", "patient_id", "study_index", "diagnosis", "seed", "size", "slices", "spacing", "slice_labels",
-             "slice_has_lesion", "severity_array", "severity_global", "lesions", "generator_version"}
+             "slice_has_lesion", "severity_array", "severity_global", "lesions", "generator_version",
+             "lesion_scale"}
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +118,20 @@ def test_bad_inputs_raise_input_errors():
         generate_study(1, 0, "influenza", SMALL)
     with pytest.raises(InputError, match="spacing"):
         generate_study(1, 0, "covid", PhantomConfig(size=128, slices=32, spacing=(1.4, 1.4)))
+    with pytest.raises(InputError, match="lesion scale"):
+        generate_study(1, 0, "covid", PhantomConfig(size=128, slices=32, lesion_scale=0.0))
+
+
+def test_lesion_scale_grows_the_lesions_and_keeps_the_anatomy(covid_pair):
+    base = covid_pair[0]
+    big = generate_study(21, 0, "covid", PhantomConfig(size=128, slices=32, lesion_scale=2.0))
+    assert big.meta["lesion_scale"] == 2.0 and base.meta["lesion_scale"] == 1.0
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(big.lungs), sitk.GetArrayFromImage(base.lungs))
+    small_volume = sum(row["volume_ml"] for row in base.meta["lesions"])
+    big_volume = sum(row["volume_ml"] for row in big.meta["lesions"])
+    # Radii double, so a lesion's volume grows up to 8x (less where the lung boundary clips it);
+    # the scale also widens the subpleural placement, so centres may move and the total differs.
+    assert big_volume > 3.0 * small_volume
 
 
 def test_dataset_on_disk_matches_manifest(phantom_dir):

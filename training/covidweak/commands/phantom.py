@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import tqdm_progress
 
     out = Path(args.out)
-    config = PhantomConfig(size=args.size, slices=args.slices, spacing=parse_spacing(args.spacing))
+    config = PhantomConfig(size=args.size, slices=args.slices, spacing=parse_spacing(args.spacing),
+                           lesion_scale=args.lesion_scale)
     config.validate()
     mix = parse_mix(args.mix)
     if out.exists() and not out.is_dir():
@@ -88,6 +89,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--size", type=int, default=256, help="in-plane pixels (default 256)")
     parser.add_argument("--slices", type=int, default=64, help="axial slices (default 64)")
     parser.add_argument("--spacing", default="1.4,1.4,5", help="voxel spacing X,Y,Z in mm (default 1.4,1.4,5)")
+    parser.add_argument("--lesion-scale", type=float, default=1.0,
+                        help="multiply every lesion's size (default 1; 2 gives a hospitalised-patient burden)")
     parser.add_argument("--mix", default="covid=0.5,cap=0.25,normal=0.25", help="pattern weights NAME=W,...")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing phantom dataset in --out")
     parser.set_defaults(func=run)

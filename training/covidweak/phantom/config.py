@@ -10,16 +10,24 @@ PATTERNS = ("covid", "cap", "normal")
 GENERATOR_VERSION = "1.0"
 MIN_SIZE, MAX_SIZE = 64, 1024
 MIN_SLICES, MAX_SLICES = 16, 512
+MIN_LESION_SCALE, MAX_LESION_SCALE = 0.25, 4.0
 
 
 @dataclass
 class PhantomConfig:
     """Voxel grid of every study: ``size`` x ``size`` in-plane, ``slices`` axial slices,
-    ``spacing`` (x, y, z) mm. The anatomy scales with the field of view."""
+    ``spacing`` (x, y, z) mm. The anatomy scales with the field of view.
+
+    ``lesion_scale`` multiplies every lesion's radii (and how far from the pleura COVID-19
+    lesions may sit). 1 is the default mix, in which most lesions are 3-9 mm; larger values
+    give the heavier burden of hospitalised patients and are how a learnability probe tells
+    "the method cannot learn" from "the lesions are too small to see" (README, Status).
+    """
 
     size: int = 256
     slices: int = 64
     spacing: tuple[float, float, float] = (1.4, 1.4, 5.0)
+    lesion_scale: float = 1.0
 
     def validate(self) -> None:
         if not MIN_SIZE <= int(self.size) <= MAX_SIZE:
@@ -29,6 +37,8 @@ class PhantomConfig:
         spacing = tuple(self.spacing)
         if len(spacing) != 3 or not all(0.2 <= float(s) <= 10.0 for s in spacing):
             raise InputError(f"phantom spacing {spacing} is invalid; give three values (x, y, z) between 0.2 and 10 mm")
+        if not MIN_LESION_SCALE <= float(self.lesion_scale) <= MAX_LESION_SCALE:
+            raise InputError(f"phantom lesion scale {self.lesion_scale} is out of range; use {MIN_LESION_SCALE}-{MAX_LESION_SCALE}")
 
 
 def check_pattern(pattern: str) -> str:

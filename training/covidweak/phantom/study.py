@@ -89,7 +89,7 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
     if pattern != "normal":
         rng = np.random.default_rng([int(patient_seed), 1, PATTERNS.index(pattern)])
         planner = plan_covid if pattern == "covid" else plan_cap
-        plans = planner(rng, lesion_candidates(grid, lungs), float(grid.scale[:2].mean()))
+        plans = planner(rng, lesion_candidates(grid, lungs), float(grid.scale[:2].mean()) * float(config.lesion_scale))
         lesions = lesions_at(plans, int(study_index))
     roots = np.array([grid.ref_to_phys(h) for h in hila(anatomy.shape).bronchus])
     labels, ids = paint_lesions(grid, hu, tissue, lungs, lesions, roots)
@@ -116,6 +116,7 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
         "size": grid.size,
         "slices": grid.slices,
         "spacing": [float(s) for s in grid.spacing],
+        "lesion_scale": float(config.lesion_scale),
         "slice_labels": weak_slice_labels(has_lesion, pattern, np.random.default_rng([int(patient_seed), 3, int(study_index)])),
         "slice_has_lesion": [bool(v) for v in has_lesion],
         "severity_array": severity.tolist(),
