@@ -13,7 +13,7 @@ from covidweak.losses import (
     equivariant_regularization_loss,
     m_seam_nam_loss,
 )
-from covidweak.losses.seam import down
+from covidweak.losses.seam import down, equivariance_maps, normalise_map
 from covidweak.models import SEAMOutput
 
 
@@ -69,3 +69,54 @@ def test_l_all_sums_terms_with_half_nfbd():
     assert losses.total.item() == pytest.approx(expected.item(), rel=1e-6)
     plain = m_seam_nam_loss(output, torch.tensor([[1.0], [0.0]]), use_nam=False)
     assert plain.total.item() == pytest.approx((losses.cls + losses.er + losses.ecr).item(), rel=1e-6)
+
+
+def test_normalised_map_spans_zero_to_one_and_ignores_logit_scale():
+    cam = torch.tensor([[[[-3.0, 0.5], [2.0, 4.0]]]])
+    # ReLU gives [0, 0.5, 2, 4]; min 0, max 4 -> about [0, 0.125, 0.5, 1].
+    expected = torch.tensor([[[[0.0, 0.125], [0.5, 1.0]]]])
+    assert torch.allclose(normalise_map(cam), expected, atol=1e-4)
+    assert torch.allclose(normalise_map(10 * cam), normalise_map(cam), atol=1e-4)
+    assert normalise_map(torch.full((1, 1, 3, 3), -2.0)).abs().max().item() == 0.0
+
+
+def upsampled_maps(seed: int):
+    """Large maps bilinearly upsampled 3x3 -> 9x9 (align_corners): Down() recovers the small ones
+    exactly, and an interpolation keeps the extremes, so normalising commutes with Down()."""
+    g = torch.Generator().manual_seed(seed)
+    c_s, d_s = torch.randn(2, 1, 3, 3, generator=g), torch.randn(2, 1, 3, 3, generator=g)
+    up = lambda m: torch.nn.functional.interpolate(m, size=(9, 9), mode="bilinear", align_corners=True)  # noqa: E731
+    return up(c_s), c_s, up(d_s), d_s
+
+
+def test_normalised_equivariance_ignores_negative_images_and_logit_size():
+    c_l, c_s, d_l, d_s = upsampled_maps(3)
+    y = torch.tensor([[1.0], [0.0]])
+    # Scale agreement still gives zero, and a map 5x larger is the same normalised map.
+    maps = equivariance_maps(c_l, c_s, d_l, d_s, y)
+    assert equivariant_regularization_loss(*maps).item() == pytest.approx(0.0, abs=1e-6)
+    maps = equivariance_maps(5 * c_l, c_s, d_l, d_s, y)
+    assert equivariant_regularization_loss(*maps).item() == pytest.approx(0.0, abs=1e-5)
+    # The negative image (second) contributes nothing, however different its scales are.
+    c_s_bad = c_s.clone()
+    c_s_bad[1] = 7.0 * torch.rand_like(c_s_bad[1])
+    maps = equivariance_maps(c_l, c_s_bad, d_l, d_s, y)
+    assert equivariant_regularization_loss(*maps).item() == pytest.approx(0.0, abs=1e-6)
+    # The literal reading keeps the raw logits, so the same pair costs something.
+    assert equivariant_regularization_loss(*equivariance_maps(c_l, c_s_bad, d_l, d_s, y, "logits")).item() > 0.5
+    with pytest.raises(ValueError, match="equivariance"):
+        equivariance_maps(c_l, c_s, d_l, d_s, y, "softmax")
+
+
+def test_bag_labels_reach_every_slice_of_the_equivariance_terms():
+    c_l, c_s, d_l, d_s = consistent_maps(4)
+    c_l, c_s, d_l, d_s = (torch.cat([m] * 4) for m in (c_l, c_s, d_l, d_s))  # 8 slices: two bags of 4
+    d_s = d_s + torch.rand_like(d_s)
+    output = SEAMOutput(c_l=c_l, c_s=c_s, d_l=d_l, d_s=d_s, p_l=c_l.mean((2, 3)), p_s=c_s.mean((2, 3)),
+                        features=torch.rand(8, 4, 8, 8))
+    both = m_seam_nam_loss(output, torch.tensor([[1.0], [1.0]]), bag_size=4, use_nam=False)
+    first = m_seam_nam_loss(output, torch.tensor([[1.0], [0.0]]), bag_size=4, use_nam=False)
+    assert both.er.item() > 0
+    # Only the positive bag's four slices count; the terms average over all eight.
+    half = equivariant_regularization_loss(*equivariance_maps(c_l[:4], c_s[:4], d_l[:4], d_s[:4], torch.ones(4, 1)))
+    assert first.er.item() == pytest.approx(half.item() / 2, rel=1e-5)

@@ -64,3 +64,17 @@ def test_frozen_batch_norm_keeps_its_statistics_and_parameters_in_training():
     model(torch.rand(8, 3, 64, 64))  # a training-mode forward would update running statistics
     assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
     assert build_model("mseamnam").backbone.freeze_bn is False  # the default trains BatchNorm
+
+
+def test_frozen_statistics_keep_batch_norm_affine_parameters_trainable():
+    from covidweak.models import build_model
+
+    model = build_model("mseamnam", {"freeze_bn": "stats"}).train()
+    norms = list(model.backbone._batch_norms())
+    assert all(not m.training and m.weight.requires_grad and m.bias.requires_grad for m in norms)
+    before = [m.running_var.clone() for m in norms]
+    model(torch.rand(8, 3, 64, 64)).p_l.sum().backward()
+    assert all(torch.equal(b, m.running_var) for b, m in zip(before, norms))
+    assert all(m.bias.grad is not None for m in norms)
+    with pytest.raises(ValueError, match="freeze_bn"):
+        build_model("mseamnam", {"freeze_bn": "sometimes"})

@@ -3,6 +3,14 @@
 Maps are compared at the small scale: Down(.) resizes a large-scale map to the size of its
 small-scale partner (bilinear). ||.||_1 / N_s is the mean absolute difference over the N_s
 pixels, summed over classes and averaged over the batch.
+
+Which maps Eq. 2-3 compare (:data:`EQUIVARIANCE_MAPS`) is not said in the paper; it runs the
+SEAM of Wang et al. (CVPR 2020), whose equivariance terms compare *normalised* CAMs: ReLU, then
+each map scaled to [0, 1] by its own minimum and maximum, then multiplied by the image label,
+so an image without the class adds nothing. :func:`equivariance_maps` does that for the
+lesion class ("normalised", the default). "logits" compares the raw logit maps as Eq. 2-3 read
+literally; those terms then also penalise the logits' size, and on the phantom that pulls every
+map towards a constant, which drives L_cls to chance (README, Status).
 """
 
 from __future__ import annotations
@@ -29,6 +37,32 @@ def classification_loss(p_l: torch.Tensor, p_s: torch.Tensor, y: torch.Tensor) -
     """
     per_image = soft_margin(p_l, y) + soft_margin(p_s, y)
     return per_image.sum(dim=1).mean()
+
+
+EQUIVARIANCE_MAPS = ("normalised", "logits")
+NORM_EPS = 1e-5  # keeps an all-zero map at zero instead of 0 / 0
+
+
+def normalise_map(cam: torch.Tensor) -> torch.Tensor:
+    """SEAM's map normalisation: (N, C, h, w) logits -> ReLU, then (x - min) / (max - min) per map, in [0, 1]."""
+    x = F.relu(cam.float())
+    low = x.amin(dim=(2, 3), keepdim=True)
+    high = x.amax(dim=(2, 3), keepdim=True)
+    return F.relu(x - low - NORM_EPS) / (high - low + NORM_EPS)
+
+
+def equivariance_maps(c_l, c_s, d_l, d_s, y: torch.Tensor, kind: str = "normalised"):
+    """The four maps Eq. 2-3 compare, for ``kind`` in :data:`EQUIVARIANCE_MAPS`.
+
+    c_*, d_*: (N, C, h, w) logit maps; y: (N, C) per-image labels in {0, 1} (for a bag, its
+    label repeated for each slice). Returns (c_l, c_s, d_l, d_s), unchanged for "logits".
+    """
+    if kind not in EQUIVARIANCE_MAPS:
+        raise ValueError(f"unknown equivariance maps '{kind}': use one of {', '.join(EQUIVARIANCE_MAPS)}")
+    if kind == "logits":
+        return c_l, c_s, d_l, d_s
+    present = y.float().reshape(y.shape[0], -1)[:, :, None, None]
+    return tuple(normalise_map(m) * present for m in (c_l, c_s, d_l, d_s))
 
 
 def down(large: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

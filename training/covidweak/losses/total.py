@@ -14,6 +14,7 @@ from .mil import bag_soft_margin, mil_classification_loss
 from .nam import NAM_RADIUS, T_BG, T_FG, nam_losses
 from .seam import (
     classification_loss,
+    equivariance_maps,
     equivariant_cross_regularization_loss,
     equivariant_regularization_loss,
     soft_margin,
@@ -40,19 +41,24 @@ def m_seam_nam_loss(
     radius: int = NAM_RADIUS,
     t_fg: float = T_FG,
     t_bg: float = T_BG,
+    equivariance: str = "normalised",
 ) -> MSeamNamLosses:
     """Eq. 8 for a :class:`~covidweak.models.seam.SEAMOutput`.
 
     y: (N, C) slice labels in {0, 1}, or with ``bag_size`` (B, C) bag labels for the N = B *
     bag_size stacked slices (Eq. 7). ``use_nam=False`` gives the plain SEAM objective; its NAM
-    terms are then zero.
+    terms are then zero. ``equivariance`` picks the maps of L_ER and L_ECR
+    (:func:`~covidweak.losses.seam.equivariance_maps`); in a bag every slice takes the bag's label.
     """
     if bag_size is None:
         cls = classification_loss(output.p_l, output.p_s, y)
+        slice_y = y
     else:
         cls = mil_classification_loss(output.p_l, output.p_s, y, bag_size)
-    er = equivariant_regularization_loss(output.c_l, output.c_s, output.d_l, output.d_s)
-    ecr = equivariant_cross_regularization_loss(output.c_l, output.c_s, output.d_l, output.d_s)
+        slice_y = y.reshape(y.shape[0], -1).repeat_interleave(bag_size, dim=0)
+    maps = equivariance_maps(output.c_l, output.c_s, output.d_l, output.d_s, slice_y, equivariance)
+    er = equivariant_regularization_loss(*maps)
+    ecr = equivariant_cross_regularization_loss(*maps)
     if use_nam:
         nam = nam_losses(output.features, output.d_l, radius, t_fg, t_bg)
         nam_total, nfs, nbs, nfbd = nam.total(), nam.nfs, nam.nbs, nam.nfbd

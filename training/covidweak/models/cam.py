@@ -69,7 +69,7 @@ class CAMNet(nn.Module):
     """ResNet-38 + :class:`CAMHead`: (N, 3, H, W) slices -> :class:`CAMOutput`."""
 
     def __init__(self, config: ResNet38Config = LIGHT, num_classes: int = LESION_CLASSES, pooling: str = "gap",
-                 freeze_bn: bool = False):
+                 freeze_bn: bool | str = False):
         super().__init__()
         self.backbone = ResNet38(config, freeze_bn=freeze_bn)
         self.cam_head = CAMHead(self.backbone.feature_channels.final, num_classes, pooling=pooling)

@@ -128,7 +128,7 @@ class SEAM(nn.Module):
     """SEAM on ResNet-38: (N, 3, H, W) slices -> :class:`SEAMOutput`."""
 
     def __init__(self, config: ResNet38Config = LIGHT, num_classes: int = LESION_CLASSES, small_scale: float = SMALL_SCALE,
-                 pooling: str = "gap", freeze_bn: bool = False):
+                 pooling: str = "gap", freeze_bn: bool | str = False):
         super().__init__()
         if not 0.0 < small_scale < 1.0:
             raise ValueError(f"small_scale must be in (0, 1), got {small_scale}")

@@ -119,7 +119,7 @@ class WeakSegTask:
     def defaults(self) -> dict:
         return {
             # pooling: "gap" is Eq. 1; "gmp" is the ablation of covidweak.models.cam.POOLINGS.
-            # freeze_bn: BatchNorm fixed at its initial (e.g. CAM pre-trained) state; see ResNet38.train.
+            # freeze_bn: false, true or "stats": BatchNorm fixed at its initial state; see models.resnet38.FREEZE_BN.
             "model": {"backbone": "light", "pooling": "gap", "freeze_bn": False},
             "params": {"augment": True, "threshold": T_FG, "val_batch_size": 16, **self.extra_params},
             "preprocess": dict(DEFAULT_PREPROCESS),
@@ -205,7 +205,8 @@ class SeamTask(WeakSegTask):
     name, method = "seam", "seam"
     use_nam = False
     bag_size: Optional[int] = None
-    extra_params = {"init_from": ""}
+    # equivariance: the maps L_ER / L_ECR compare, "normalised" (SEAM's) or "logits"; see losses.seam.
+    extra_params = {"init_from": "", "equivariance": "normalised"}
 
     def build_model(self, config: dict):
         model = super().build_model(config)
@@ -217,7 +218,8 @@ class SeamTask(WeakSegTask):
     def loss(self, output, y, mask, params):
         terms = m_seam_nam_loss(output, y, bag_size=self.bag_size, use_nam=self.use_nam,
                                 radius=int(params.get("nam_radius", NAM_RADIUS)),
-                                t_fg=float(params.get("t_fg", T_FG)), t_bg=float(params.get("t_bg", T_BG)))
+                                t_fg=float(params.get("t_fg", T_FG)), t_bg=float(params.get("t_bg", T_BG)),
+                                equivariance=str(params["equivariance"]))
         return {"loss": terms.total, **{key: value.detach() for key, value in terms._asdict().items() if key != "total"}}
 
 
