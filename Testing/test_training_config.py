@@ -42,6 +42,14 @@ def test_a_wrong_key_or_value_is_named(task, override, named):
         build_config(task, None, [override])
 
 
+def test_freeze_bn_takes_a_bool_or_stats_and_nothing_else():
+    mseamnam = get_task("mseamnam")
+    assert build_config(mseamnam, None, ["model.freeze_bn=stats"])["model"]["freeze_bn"] == "stats"
+    assert build_config(mseamnam, None, ["model.freeze_bn=true"])["model"]["freeze_bn"] is True
+    with pytest.raises(InputError, match="'model.freeze_bn' is 'maybe'"):
+        build_config(mseamnam, None, ["model.freeze_bn=maybe"])
+
+
 def test_malformed_set_and_bad_fractions_are_refused(task):
     with pytest.raises(InputError, match="key=value"):
         parse_overrides(["optim.lr"])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ..errors import InputError
+from ..models.resnet38 import FREEZE_BN
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 """``training/configs`` of the repository: one ``<task>.yaml`` per task with its paper's settings."""
@@ -51,7 +52,10 @@ NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
 }
 """Keys whose default is null, with the type a non-null value must have."""
 
-CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "amp": AMP_MODES}
+MIXED_TYPES: dict[str, tuple[type, ...]] = {"model.freeze_bn": (bool, str)}
+"""Keys that take values of more than one type (see their CHOICES)."""
+
+CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "amp": AMP_MODES, "model.freeze_bn": FREEZE_BN}
 POSITIVE_INTS = ("epochs", "batch_size", "accumulate", "log_every", "keep_last", "max_steps",
                  "data.max_studies", "early_stopping.patience")
 
@@ -130,6 +134,8 @@ def _check_value(key: str, value: Any, default: Any, source: str) -> Any:
         expected = NULLABLE_TYPES.get(key)
         if expected is None:
             return value
+    elif key in MIXED_TYPES:
+        expected = MIXED_TYPES[key]
     elif isinstance(default, bool):
         expected = (bool,)
     elif isinstance(default, (int, float)):
@@ -146,7 +152,7 @@ def _check_value(key: str, value: Any, default: Any, source: str) -> Any:
     if isinstance(value, tuple):
         value = list(value)
     if key in CHOICES and value not in CHOICES[key]:
-        raise InputError(f"{source}: '{key}' is '{value}', choose one of {', '.join(CHOICES[key])}")
+        raise InputError(f"{source}: '{key}' is '{value}', choose one of {', '.join(map(str, CHOICES[key]))}")
     if key in POSITIVE_INTS and value < 1:
         raise InputError(f"{source}: '{key}' must be at least 1, got {value}; fix the value")
     return value
