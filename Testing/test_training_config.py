@@ -50,6 +50,13 @@ def test_freeze_bn_takes_a_bool_or_stats_and_nothing_else():
         build_config(mseamnam, None, ["model.freeze_bn=maybe"])
 
 
+def test_equivariance_maps_are_checked_before_training():
+    seam = get_task("seam")
+    assert build_config(seam, None, [])["params"]["equivariance"] == "normalised"
+    with pytest.raises(InputError, match="'params.equivariance' is 'softmax'"):
+        build_config(seam, None, ["params.equivariance=softmax"])
+
+
 def test_malformed_set_and_bad_fractions_are_refused(task):
     with pytest.raises(InputError, match="key=value"):
         parse_overrides(["optim.lr"])
