@@ -13,8 +13,10 @@ unet               unet         Dice + BCE on the sparse lesion masks           
 
 Data handling is in :mod:`.weakseg_data`. Every task validates the same way (:func:`validate_studies`)
 and exports the ``preprocess`` dict its slices were prepared with, so inference sees the same input.
-The paper updates M-SEAM-NAM "every eight batches" (Sect. 2.3): that is the loop's
-``accumulate: 8``, one bag per batch.
+The paper updates M-SEAM-NAM "every eight batches" of one bag (Sect. 2.3). Its SEAM backbone keeps
+BatchNorm frozen; this one trains it, so the paper configs put the 8 bags in one batch
+(``batch_size: 64``) instead of accumulating 8 one-bag batches, whose BatchNorm statistics would
+be those of a single bag (see ``training/configs/cam-pretrain.mil.yaml``).
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ class WeakSegTask:
         """One epoch: every positive sample and (balanced) negatives, shuffled by (seed, epoch).
 
         ``config["batch_size"]`` counts slices; the bag tasks take ``batch_size // 8`` bags per
-        batch (at least one), so the paper's one bag per batch is ``batch_size: 8``.
+        batch (at least one): ``batch_size: 64`` is 8 bags.
         Augmentation draws from a generator seeded the same way, so a resumed epoch repeats exactly.
         """
         params = self.section(config, "params")
@@ -232,7 +234,7 @@ class SeamNamTask(SeamTask):
 
 
 class MSeamNamTask(SeamNamTask):
-    """M-SEAM-NAM (Sect. 2.3): Eq. 8 with the multi-instance bag loss Eq. 7, one bag per batch."""
+    """M-SEAM-NAM (Sect. 2.3): Eq. 8 with the multi-instance bag loss Eq. 7 on bags of 8 slices."""
 
     name, method = "mseamnam", "mseamnam"
     sampling = "bags"
