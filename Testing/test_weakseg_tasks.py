@@ -117,13 +117,15 @@ def test_training_step_gives_finite_loss_and_gradients_everywhere(prepared, cls)
 
     SEAM's PCM reads C, B4 and B5 detached (see :mod:`covidweak.models.seam`): the PCM's own
     convolutions learn from L_ER / L_ECR through D only and the backbone from the C terms only,
-    but no parameter is left without a gradient, so there are no exceptions to allow.
+    but no parameter is left without a gradient, so there are no exceptions to allow. The batch
+    holds a positive sample: normalised L_ER / L_ECR ignore negative images, so a batch that is one
+    negative bag gives the PCM nothing to learn, by design.
     """
     task = prepared[cls]
     config = config_for(task)
     torch.manual_seed(0)
     model = task.build_model(config).train()
-    batch = task.train_batches(config, epoch=0, seed=0)[0]
+    batch = next(b for b in task.train_batches(config, epoch=0, seed=0) if b["y"].any())
     outputs = task.training_step(model, batch, config, torch.device("cpu"))
     assert outputs["loss"].ndim == 0 and torch.isfinite(outputs["loss"])
     outputs["loss"].backward()
