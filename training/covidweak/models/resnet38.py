@@ -41,12 +41,11 @@ B6_B7_DILATION = 4
 OUTPUT_STRIDE = 8
 
 FREEZE_BN = (False, True, "stats")
-"""BatchNorm modes of :class:`ResNet38`. False: trained as usual. True: statistics and affine
-parameters fixed, as SEAM's ResNet-38 trains on its ImageNet statistics. "stats": statistics
-fixed, affine parameters trained. The last is for M-SEAM-NAM's bags: batch statistics of one bag
-of consecutive slices would remove what tells bags apart (measured: slice AUC 0.79 with fixed
-statistics, 0.50 with a bag's own), while a network trained from scratch still needs its BatchNorm
-shifts to recalibrate slice scores for the noisy-OR of Eq. 7."""
+"""BatchNorm modes of :class:`ResNet38`. False: trained as usual (the default). True: statistics
+and affine parameters fixed, as SEAM's ResNet-38 trains on its ImageNet statistics. "stats":
+statistics fixed, affine parameters trained. Both frozen modes are ablations: on the phantom
+neither kept M-SEAM-NAM's bag loss off chance; several bags per batch did (see
+:mod:`covidweak.training.tasks.weakseg`)."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +163,7 @@ class ResNet38(nn.Module):
 
     def __init__(self, config: ResNet38Config = PAPER, freeze_bn: bool | str = False):
         super().__init__()
-        if not (isinstance(freeze_bn, bool) or freeze_bn == "stats"):
+        if freeze_bn not in FREEZE_BN:
             raise ValueError(f"freeze_bn must be one of {FREEZE_BN}, got {freeze_bn!r}")
         self.config = config
         self.freeze_bn = freeze_bn
@@ -196,10 +195,8 @@ class ResNet38(nn.Module):
     def train(self, mode: bool = True):
         """With ``freeze_bn`` (True or "stats", :data:`FREEZE_BN`) every BatchNorm stays in inference mode.
 
-        SEAM's ResNet-38 trains this way on top of its pre-trained statistics. It matters most for
-        M-SEAM-NAM: a batch is one bag of 8 consecutive slices sharing one label (Sect. 2.3), so
-        batch statistics would subtract exactly what tells a positive bag from a negative one.
-        Here the statistics come from CAM pre-training, whose batches mix single slices.
+        SEAM's ResNet-38 trains this way on top of its pre-trained statistics; here the statistics
+        are those of the weights the model starts from (e.g. CAM pre-training).
         """
         super().train(mode)
         if self.freeze_bn:
