@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from ..errors import InputError
 
 PATTERNS = ("covid", "cap", "normal")
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
+"""1.1: radiograph severity labels count visible opacities only (``drr.visible_opacity``)."""
 MIN_SIZE, MAX_SIZE = 64, 1024
 MIN_SLICES, MAX_SLICES = 16, 512
 MIN_LESION_SCALE, MAX_LESION_SCALE = 0.25, 4.0

@@ -42,12 +42,14 @@ def weak_slice_labels(has_lesion: np.ndarray, diagnosis: str, rng: np.random.Gen
     return out
 
 
-def lesion_table(grid: Grid, ids: np.ndarray, labels: np.ndarray, lungs: np.ndarray, zones: np.ndarray) -> list[dict]:
+def lesion_table(grid: Grid, ids: np.ndarray, labels: np.ndarray, lungs: np.ndarray, zones: np.ndarray,
+                 seen_on_cxr: set[int]) -> list[dict]:
     """meta.json's lesion list from the rendered masks.
 
-    ids, labels, lungs, zones: (z, y, x) arrays. Each lesion reports its type (the
-    most frequent label of its voxels), centroid in RAS mm, volume in mL, and the
-    lung and zone holding most of it.
+    ids, labels, lungs, zones: (z, y, x) arrays; seen_on_cxr: ids of the lesions that
+    cast a visible opacity on the radiograph. Each lesion reports its type (the most
+    frequent label of its voxels), centroid in RAS mm, volume in mL, the lung and zone
+    holding most of it, and ``cxr_visible``.
     """
     flat = np.flatnonzero(ids)
     if not len(flat):
@@ -77,5 +79,6 @@ def lesion_table(grid: Grid, ids: np.ndarray, labels: np.ndarray, lungs: np.ndar
             "volume_ml": round(float(count[i] * grid.voxel_ml), 3),
             "lung": LUNG_NAMES[int(lung[i]) - 1],
             "zone": ZONE_NAMES[max(int(zone[i]), 1) - 1],
+            "cxr_visible": int(i) in seen_on_cxr,
         })
     return rows

@@ -16,7 +16,7 @@ from ..errors import InputError
 from .acquisition import acquire
 from .anatomy import Anatomy, build_anatomy
 from .config import GENERATOR_VERSION, PATTERNS, PhantomConfig, check_pattern
-from .drr import project_labels, render_drr
+from .drr import lesion_thickness, project_labels, render_drr, visible_opacity
 from .grid import Grid
 from .labels import lesion_table, weak_slice_labels
 from .lesions import lesion_candidates, lesions_at, paint_lesions, plan_cap, plan_covid
@@ -69,6 +69,19 @@ def _image_2d(array: np.ndarray, pixel: float) -> sitk.Image:
     return image
 
 
+def seen_on_cxr(ids: np.ndarray, opacity: np.ndarray, grid: Grid) -> set[int]:
+    """Ids of the lesions whose radiograph shadow meets a visible opacity.
+
+    ids: (z, y, x) lesion ids; opacity: (rows, x) bool from ``visible_opacity``.
+    """
+    seen = set()
+    for i in np.unique(ids[ids > 0]):
+        shadow = project_labels(ids == i, grid.spacing) > 0
+        if np.any(shadow & opacity):
+            seen.add(int(i))
+    return seen
+
+
 def generate_study(patient_seed: int, study_index: int, pattern: str, config: PhantomConfig = PhantomConfig()) -> PhantomStudy:
     """Generate study ``study_index`` (0 = baseline) of patient ``patient_seed``.
 
@@ -93,6 +106,7 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
         lesions = lesions_at(plans, int(study_index))
     roots = np.array([grid.ref_to_phys(h) for h in hila(anatomy.shape).bronchus])
     labels, ids = paint_lesions(grid, hu, tissue, lungs, lesions, roots)
+    opacity = visible_opacity(lesion_thickness(anatomy.hu, hu, grid.spacing), grid.spacing[0])
     for overlay in anatomy.overlays:
         overlay.apply(hu, tissue)
     study_rng = np.random.default_rng([int(patient_seed), 2, int(study_index)])
@@ -100,8 +114,7 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
 
     cxr = render_drr(ct, grid.spacing)
     cxr_lungs = project_labels(lungs, grid.spacing)
-    cxr_lesions = project_labels(labels, grid.spacing)
-    severity = zones.severity_array(zones.zone_map_2d(cxr_lungs), cxr_lungs, cxr_lesions)
+    severity = zones.severity_array(zones.zone_map_2d(cxr_lungs), cxr_lungs, opacity)
 
     lungs_image = _image(lungs.copy(), grid)
     has_lesion = labels.any(axis=(1, 2))
@@ -121,7 +134,7 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
         "slice_has_lesion": [bool(v) for v in has_lesion],
         "severity_array": severity.tolist(),
         "severity_global": zones.global_score(severity),
-        "lesions": lesion_table(grid, ids, labels, lungs, zones.zone_map_3d(lungs_image)),
+        "lesions": lesion_table(grid, ids, labels, lungs, zones.zone_map_3d(lungs_image), seen_on_cxr(ids, opacity, grid)),
         "generator_version": GENERATOR_VERSION,
     }
     return PhantomStudy(

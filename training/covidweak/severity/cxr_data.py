@@ -40,9 +40,15 @@ class CxrArrays:
 
 
 def findings_of(lesions: list[dict]) -> np.ndarray:
-    """Phantom lesion table -> (len(EMBED_LABELS),) 0/1: each lesion type present, lesion per CT zone."""
+    """Phantom lesion table -> (len(EMBED_LABELS),) 0/1: each lesion type present, lesion per CT zone.
+
+    Only lesions the radiograph shows count (``cxr_visible``; data of generator 1.0 lack the
+    flag and count every lesion), as CheXpert's findings are what a reader saw on the film.
+    """
     found = np.zeros(len(EMBED_LABELS), dtype=np.float32)
     for lesion in lesions:
+        if not lesion.get("cxr_visible", True):
+            continue
         found[LESION_TYPES.index(int(lesion["type"]))] = 1
         column = zones.LUNG_NAMES.index(lesion["lung"])
         row = zones.ZONE_NAMES.index(lesion["zone"])
