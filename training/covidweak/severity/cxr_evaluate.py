@@ -3,7 +3,10 @@
 Every study runs through the whole inference pipeline (:func:`covidweak.severity.cxr_infer.run_cxr`:
 the cxr-lungs network's lungs, not the dataset's), and its 3x2 probability array is compared
 with the dataset's label array: MSE, MAE, Pearson CC and R^2 of the global score, mean AUC
-over the six zones (:func:`covidweak.training.tasks.severity.severity_metrics`).
+over the six zones (:func:`covidweak.training.tasks.severity.severity_metrics`). Each row also
+gives ``constant_mse``, the MSE of the best constant guess on the same studies (the variance of
+their global scores): the floor a model has to beat, since a skewed label mix can make a small
+MSE cheap.
 """
 
 from __future__ import annotations
@@ -71,7 +74,9 @@ def evaluate_weights(records: list, severity_model, lungs_model, device: str = "
     progress.update(len(records), len(records), "evaluate severity")
     if not predicted:
         raise InputError("every study was refused (see the reasons above); check the lung network and the data")
-    return {**severity_metrics(np.stack(predicted), np.stack(truth)), "refused": refused}
+    truth = np.stack(truth)
+    return {**severity_metrics(np.stack(predicted), truth), "constant_mse": float(np.var(truth.sum(axis=(1, 2)))),
+            "refused": refused}
 
 
 def evaluate(data: Path, weights: Sequence[str], lungs_weights: str, split: str = "test", device: str = "cpu",
@@ -108,10 +113,12 @@ def _cell(value) -> str:
 
 def markdown_table(report: dict) -> str:
     """Measured rows, then the paper's Table 3 and Table 2 rows for comparison."""
-    lines = ["| model | studies | MSE | MAE | CC | R^2 | mean AUC |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | studies | MSE | MAE | CC | R^2 | mean AUC | MSE of a constant |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, row in report["rows"].items():
-        lines.append(f"| {name} | {row['studies']} | " + " | ".join(_cell(row[m]) for m in METRICS) + " |")
+        lines.append(f"| {name} | {row['studies']} | " + " | ".join(_cell(row[m]) for m in METRICS)
+                     + f" | {_cell(row.get('constant_mse'))} |")
     for table, rows in (("Table 3", PAPER_TABLE3), ("Table 2", PAPER_TABLE2)):
         for name, values in rows.items():
-            lines.append(f"| paper {table}: {name} | CNUH 81 | " + " | ".join(_cell(v) for v in values) + " |")
+            lines.append(f"| paper {table}: {name} | CNUH 81 | " + " | ".join(_cell(v) for v in values) + " | - |")
     return "\n".join(lines)
