@@ -100,3 +100,11 @@ def visible_opacity(thickness: np.ndarray, pixel_mm: float) -> np.ndarray:
     keep = areas >= VISIBLE_AREA_MM2
     keep[0] = False
     return keep[regions]
+
+
+def lesions_seen(ids: np.ndarray, opacity: np.ndarray, spacing) -> set[int]:
+    """Ids of the lesions whose radiograph shadow meets a visible opacity.
+
+    ids: (z, y, x) lesion ids; opacity: (rows, x) bool from :func:`visible_opacity`.
+    """
+    return {int(i) for i in np.unique(ids[ids > 0]) if np.any((project_labels(ids == i, spacing) > 0) & opacity)}

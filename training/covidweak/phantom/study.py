@@ -16,7 +16,7 @@ from ..errors import InputError
 from .acquisition import acquire
 from .anatomy import Anatomy, build_anatomy
 from .config import GENERATOR_VERSION, PATTERNS, PhantomConfig, check_pattern
-from .drr import lesion_thickness, project_labels, render_drr, visible_opacity
+from .drr import lesion_thickness, lesions_seen, project_labels, render_drr, visible_opacity
 from .grid import Grid
 from .labels import lesion_table, weak_slice_labels
 from .lesions import lesion_candidates, lesions_at, paint_lesions, plan_cap, plan_covid
@@ -67,19 +67,6 @@ def _image_2d(array: np.ndarray, pixel: float) -> sitk.Image:
     image = sitk.GetImageFromArray(array)
     image.SetSpacing((pixel, pixel))
     return image
-
-
-def seen_on_cxr(ids: np.ndarray, opacity: np.ndarray, grid: Grid) -> set[int]:
-    """Ids of the lesions whose radiograph shadow meets a visible opacity.
-
-    ids: (z, y, x) lesion ids; opacity: (rows, x) bool from ``visible_opacity``.
-    """
-    seen = set()
-    for i in np.unique(ids[ids > 0]):
-        shadow = project_labels(ids == i, grid.spacing) > 0
-        if np.any(shadow & opacity):
-            seen.add(int(i))
-    return seen
 
 
 def generate_study(patient_seed: int, study_index: int, pattern: str, config: PhantomConfig = PhantomConfig()) -> PhantomStudy:
@@ -134,7 +121,7 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
         "slice_has_lesion": [bool(v) for v in has_lesion],
         "severity_array": severity.tolist(),
         "severity_global": zones.global_score(severity),
-        "lesions": lesion_table(grid, ids, labels, lungs, zones.zone_map_3d(lungs_image), seen_on_cxr(ids, opacity, grid)),
+        "lesions": lesion_table(grid, ids, labels, lungs, zones.zone_map_3d(lungs_image), lesions_seen(ids, opacity, grid.spacing)),
         "generator_version": GENERATOR_VERSION,
     }
     return PhantomStudy(
