@@ -32,6 +32,24 @@ def test_seam_output_shapes(seam):
     torch.testing.assert_close(out.p_l, out.c_l.mean(dim=(2, 3)))
 
 
+def test_batchnorm_running_statistics_come_from_the_large_scale_only():
+    """Inference runs the large scale alone, so the small view must not shift its statistics."""
+    torch.manual_seed(0)
+    both, large_only = SEAM(small_scale=0.5), SEAM(small_scale=0.5)
+    large_only.load_state_dict(both.state_dict())
+    x = slices(4) * 3.0 + 1.0
+    with torch.no_grad():
+        torch.manual_seed(1)  # the same dropout masks for the large view of both
+        both.train()(x)
+        torch.manual_seed(1)
+        large_only.train().branch(x)
+    for key, value in both.state_dict().items():
+        if "running_" in key:
+            torch.testing.assert_close(value, large_only.state_dict()[key])
+    momenta = {m.momentum for m in both.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert momenta == {0.1}  # restored after the small view
+
+
 def test_affinity_columns_sum_to_one_and_keep_constant_cams():
     pcm = PixelCorrelationModule(b4_channels=8, b5_channels=8, width=0.25)
     image, b4, b5 = torch.randn(1, 3, 16, 16), torch.randn(1, 8, 4, 4), torch.randn(1, 8, 4, 4)

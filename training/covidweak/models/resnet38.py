@@ -18,6 +18,7 @@ pre-trains on CT itself (CAM pre-training, Sect. 2.1), where no such statistics 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -203,6 +204,26 @@ class ResNet38(nn.Module):
             for m in self._batch_norms():
                 m.eval()
         return self
+
+    @contextmanager
+    def running_stats_kept(self):
+        """Within this block, train-mode passes normalise by their batch but leave the running statistics alone.
+
+        SEAM sends a second, 0.3x view of each image through this backbone (Sect. 2.1). Its
+        activations have other statistics, and with both views updating the running averages,
+        inference (one scale, running statistics) normalised full-size slices by a blend of the
+        two: on the phantom every slice logit, normal patients included, ended at +9 to +16 and
+        the whole lung was segmented. SEAM's reference never meets this because its BatchNorm is
+        frozen; here the small view simply does not vote.
+        """
+        saved = [(m, m.momentum) for m in self._batch_norms()]
+        for m, _ in saved:
+            m.momentum = 0.0  # running = (1 - momentum) * running + momentum * batch
+        try:
+            yield
+        finally:
+            for m, momentum in saved:
+                m.momentum = momentum
 
     @staticmethod
     def _downsampling_stage(cin: int, cout: int, n: int) -> Stage:

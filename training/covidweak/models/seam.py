@@ -8,6 +8,8 @@ Module (PCM). The large scale also gives F', the B3/B4/B5 features NAM compares.
 Choices where the paper is silent, following the SEAM reference design (Wang et al. 2020):
 
 * ``small_scale`` defaults to 0.3, the rescaling factor of SEAM's training.
+* BatchNorm running statistics are those of the large scale only
+  (:meth:`~covidweak.models.resnet38.ResNet38.running_stats_kept`), the only scale inference sees.
 * Each scale refines its own CAM with its own affinity M (the paper writes M_l for both, which
   would mix resolutions).
 * PCM reduces B4 and B5 with 1x1 convolutions + ReLU (64 and 128 channels at width 1), then
@@ -148,7 +150,8 @@ class SEAM(nn.Module):
     def forward(self, x: torch.Tensor) -> SEAMOutput:
         large = self.branch(x)
         x_small = F.interpolate(x, scale_factor=self.small_scale, mode="bilinear", align_corners=True)
-        small = self.branch(x_small)
+        with self.backbone.running_stats_kept():  # inference runs the large scale only
+            small = self.branch(x_small)
         return SEAMOutput(
             c_l=large.cam,
             c_s=small.cam,
