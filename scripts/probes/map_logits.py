@@ -26,6 +26,11 @@ def percentiles(values: list) -> np.ndarray:
     return np.percentile(np.concatenate([np.ravel(v) for v in values]), [10, 50, 90]).round(2)
 
 
+def upsampled(maps: torch.Tensor, size) -> np.ndarray:
+    """(N, 1, h, w) logit maps -> (N, H, W) at the input size."""
+    return F.interpolate(maps.float(), size=size, mode="bilinear")[:, 0].numpy()
+
+
 def main(data: Path, weight_files: list[str]) -> None:
     records = load_records(data)
     for weights in weight_files:
@@ -37,8 +42,8 @@ def main(data: Path, weight_files: list[str]) -> None:
             x = torch.from_numpy(study.stacks).float()
             with torch.no_grad():
                 out = loaded.model.branch(x) if isinstance(loaded.model, SEAM) else loaded.model(x)
-                up = lambda m: F.interpolate(m.float(), size=x.shape[-2:], mode="bilinear")[:, 0].numpy()  # noqa: E731
-                cam, refined = up(out.cam), up(getattr(out, "refined", out.cam))
+                cam = upsampled(out.cam, x.shape[-2:])
+                refined = upsampled(getattr(out, "refined", out.cam), x.shape[-2:])
             score = out.score[:, 0].numpy()
             lung = study.lungs.astype(bool)
             lesion = np.zeros_like(lung) if study.negative else study.lesion.astype(bool) & lung

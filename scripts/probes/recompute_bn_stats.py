@@ -28,12 +28,13 @@ def main(data: Path, source: Path, target: Path) -> None:
     model = loaded.model
     records = load_records(data)[:STUDIES]
     stacks = np.concatenate([prepare_study(r, loaded.preprocess, with_masks=False).stacks for r in records])
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
     rng = np.random.default_rng(0)
+    torch.manual_seed(0)  # B6/B7 dropout is active in train mode and shapes the statistics after it
     model.train()
     with torch.no_grad():
         for _ in range(PASSES):
