@@ -54,3 +54,37 @@ def test_mismatched_shapes_are_refused():
         zones.severity_array(np.zeros((3, 3)), np.zeros((3, 3)), np.zeros((4, 3)))
     with pytest.raises(InputError):
         zones.zone_map_2d(np.zeros((2, 2, 2)))
+
+
+def _reference_zone_map_3d(image: sitk.Image) -> np.ndarray:
+    """The rule voxel by voxel: each voxel's physical z from ITK itself, cut lines per lung."""
+    labels = sitk.GetArrayFromImage(image)
+    height = np.zeros(labels.shape)
+    for k, j, i in np.ndindex(*labels.shape):
+        height[k, j, i] = image.TransformIndexToPhysicalPoint((i, j, k))[2]
+    out = np.zeros(labels.shape, np.uint8)
+    for label in zones.LUNG_LABELS:
+        inside = labels == label
+        top, bottom = height[inside].max(), height[inside].min()
+        depth = (top - height[inside]) / (top - bottom)
+        out[inside] = 1 + (depth >= zones.ZONE_FRACTIONS[0]) + (depth >= zones.ZONE_FRACTIONS[1])
+    return out
+
+
+@pytest.mark.parametrize("direction", [
+    (1, 0, 0, 0, 1, 0, 0, 0, 1),  # axial: height varies along one array axis only
+    (1, 0, 0, 0, 0, 1, 0, -1, 0),  # coronal stack: height varies along the rows
+    (1, 0, 0, 0, 0.8, -0.6, 0, 0.6, 0.8),  # tilted: height varies along two axes
+])
+def test_zone_map_3d_equals_the_voxel_by_voxel_rule(direction):
+    rng = np.random.default_rng(3)
+    lab = np.zeros((14, 12, 10), np.uint8)
+    lab[1:13, 2:11, 1:5] = 1
+    lab[3:12, 1:10, 5:9] = 2
+    lab[rng.random(lab.shape) < 0.1] = 0  # holes, so the extremes are not just box corners
+    image = sitk.GetImageFromArray(lab)
+    image.SetSpacing((0.7, 0.9, 2.5))
+    image.SetOrigin((10.0, -20.0, 300.0))
+    image.SetDirection(direction)
+    assert zones.superior_coordinate(image).size <= lab.size
+    assert np.array_equal(zones.zone_map_3d(image), _reference_zone_map_3d(image))
