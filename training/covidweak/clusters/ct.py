@@ -100,7 +100,7 @@ def find_lesions(ct: sitk.Image, loaded, lungs: Optional[sitk.Image] = None, les
     from ..validate import check_ct
     from ..weakseg.infer import batches, lung_labels_for, lung_slices
     from ..weakseg.lesions import ijk_to_ras
-    from ..weakseg.prepare import from_canonical, to_canonical
+    from ..lungs.geometry import from_canonical, to_canonical
 
     if ct.GetDimension() != 3:
         raise InputError(f"lesion clustering needs a 3-D chest CT, got a {ct.GetDimension()}-D image: "

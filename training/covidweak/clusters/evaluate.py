@@ -82,7 +82,7 @@ def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, pr
     """Pooled hit counts of LAM and CAM over the lesion slices of ``records`` -> Table 5/6 rows."""
     from ..io import read_ct, read_image
     from ..weakseg.infer import batches, lung_labels_for
-    from ..weakseg.prepare import to_canonical
+    from ..lungs.geometry import to_canonical
 
     counts = {"LAM": np.zeros(len(OVERLAP_THRESHOLDS), dtype=np.int64), "CAM": np.zeros(len(OVERLAP_THRESHOLDS), dtype=np.int64)}
     lesions = 0

@@ -92,7 +92,7 @@ def study_inputs(ct: sitk.Image, lungs: Optional[sitk.Image] = None, size: int =
     InputError when the image holds no lungs). InputError as well when no slice has lung.
     """
     from ..training.tasks.weakseg_data import canonical_slice_order
-    from ..weakseg.prepare import to_canonical
+    from ..lungs.geometry import to_canonical
 
     if lungs is None:
         from ..lungs import segment_lungs

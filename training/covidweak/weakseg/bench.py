@@ -55,7 +55,8 @@ def peak_rss_mib() -> float:
 
 def preprocess_seconds(ct: sitk.Image, lungs: sitk.Image, preprocess: dict, batch_size: int) -> float:
     """The baseline: HU window + resize of every lung slice, batch by batch, as segment_ct does."""
-    from .prepare import prepare_stacks, to_canonical
+    from ..lungs.geometry import to_canonical
+    from .prepare import prepare_stacks
 
     start = time.perf_counter()
     canonical, canonical_lungs = to_canonical(ct), to_canonical(lungs)  # the views below live as long as these

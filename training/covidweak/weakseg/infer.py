@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..progress import Progress
-from .prepare import from_canonical, to_canonical
+from ..lungs.geometry import from_canonical, to_canonical
 
 T_FG = 0.1
 """M-SEAM-NAM Table 1 / Fig. 3: the foreground threshold chosen by the ablation."""

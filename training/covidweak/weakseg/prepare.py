@@ -2,9 +2,11 @@
 
 The slices a network sees are prepared from a ``preprocess`` dict stored with its
 weights (:mod:`covidweak.models.weights`), so a model always meets the input it was
-trained on. Volumes are first put in LPS axis order (``DICOMOrient``, a lossless
-permutation/flip), so that an axial slice has the same anatomical layout whatever the
-file's direction matrix; results are mapped back with :func:`from_canonical`.
+trained on. Callers first put volumes in LPS axis order
+(:func:`covidweak.lungs.geometry.to_canonical`, a lossless permutation/flip, nothing at all for
+an image already in that order), so that an axial slice has the same anatomical layout whatever
+the file's direction matrix, and map results back with
+:func:`covidweak.lungs.geometry.from_canonical`.
 """
 
 from __future__ import annotations
@@ -12,27 +14,11 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..preprocess import HU_WINDOW, MSEAM_SIZE, hu_window, resize_slices
 
-CANONICAL_ORIENTATION = "LPS"
 DEFAULT_PREPROCESS = {"input_size": MSEAM_SIZE, "hu_window": list(HU_WINDOW), "stack_depth": 3}
 """M-SEAM-NAM Sect. 3.2: 3 consecutive slices, resized to 448 x 448."""
-
-
-def to_canonical(image: sitk.Image) -> sitk.Image:
-    """The same voxels reordered to LPS axes (+x left, +y posterior, +z superior)."""
-    return sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
-
-
-def from_canonical(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
-    """Undo :func:`to_canonical`: reorder ``image`` onto ``reference``'s axes.
-
-    Only permutations and flips are involved, so nearest-neighbour resampling onto the
-    reference grid reproduces voxels exactly.
-    """
-    return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0, image.GetPixelID())
 
 
 def stack_indices(depth: int, n_slices: int, centre: int) -> np.ndarray:

@@ -143,7 +143,8 @@ def lesion_boxes(ct: sitk.Image, model, lungs: sitk.Image, steps: int = IG_STEPS
     from ..device import resolve_device
     from ..preprocess import resize_slices
     from .infer import batches, lung_labels_for, lung_slices
-    from .prepare import prepare_stacks, to_canonical
+    from ..lungs.geometry import to_canonical
+    from .prepare import prepare_stacks
 
     if model.method != "mscam":
         raise ModelError(f"lesion boxes need multi-scale CAM weights (Hu et al.), got '{model.method}'; "

@@ -40,7 +40,8 @@ from ...io import read_ct, read_image
 from ...losses.mil import BAG_SIZE, NEGATIVE, POSITIVE, make_bags
 from ...preprocess import resize_slices
 from ...records import StudyRecord
-from ...weakseg.prepare import prepare_stacks, to_canonical
+from ...lungs.geometry import to_canonical
+from ...weakseg.prepare import prepare_stacks
 
 
 @dataclass
