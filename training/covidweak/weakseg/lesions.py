@@ -62,9 +62,10 @@ def lesion_table(probability: sitk.Image, mask: sitk.Image, ct: sitk.Image, lung
     All four images share the CT grid. Volumes in mL, coordinates in RAS mm, HU as in ``ct``.
     ``zones``: ``zone_map_3d(lungs)`` when the caller has it already.
     """
-    labels, count = ndi.label(sitk.GetArrayViewFromImage(mask) > 0, structure=CONNECTIVITY)
-    if count == 0:
+    lesion = sitk.GetArrayViewFromImage(mask) > 0
+    if not lesion.any():  # a lesion-free CT (most of a screening batch) skips the labelling pass
         return []
+    labels, count = ndi.label(lesion, structure=CONNECTIVITY)
     prob = sitk.GetArrayViewFromImage(probability)
     hu = sitk.GetArrayViewFromImage(ct)
     lung_codes = sitk.GetArrayViewFromImage(lungs)
@@ -119,10 +120,15 @@ def involvement(mask: sitk.Image, lungs: sitk.Image, zones: Optional[np.ndarray]
     zones = zone_map_3d(lungs) if zones is None else zones
     vml = voxel_ml(lungs)
     # Voxels per (lung label, zone) cell, cell = 4 * label + zone, counted in two passes over
-    # the volume rather than two per region (18 in all).
+    # the volume rather than two per region (18 in all). The cell codes stay uint8, one byte a
+    # voxel, and are counted slice by slice: np.bincount widens its input to int64, which for a
+    # whole 512x512x300 CT is a 600 MB temporary.
     cells = 4 * (max(LUNG_LABELS) + 1)
-    key = np.where(np.isin(lung_codes, LUNG_LABELS), lung_codes.astype(np.uint8) * 4 + zones.astype(np.uint8), 0)
-    lung_voxels = np.bincount(key.ravel(), minlength=cells)
+    key = np.zeros(lung_codes.shape, dtype=np.uint8)
+    for label in LUNG_LABELS:
+        key[lung_codes == label] = 4 * label
+    key |= np.where(key > 0, zones, 0).astype(np.uint8)
+    lung_voxels = sum(np.bincount(plane.ravel(), minlength=cells) for plane in key)
     lesion_voxels = np.bincount(key[lesion], minlength=cells)
 
     def entry(cell_ids: list[int]) -> dict:
