@@ -35,6 +35,9 @@ def test_segment_writes_the_five_files(case, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["weights_sha256"] == sha256_of(weights) and summary["t_fg"] == 0.4
     assert "research use only" in summary["note"]
+    stages = summary["stage_seconds"]  # where the runtime went, for the speed goals
+    assert set(stages) == {"lungs_s", "probability_s", "tables_s"} and all(v >= 0 for v in stages.values())
+    assert sum(stages.values()) <= summary["runtime_s"] + 0.01
     with open(out / "lesions.csv", newline="") as stream:
         assert tuple(csv.DictReader(stream).fieldnames) == LESION_COLUMNS
     ct = sitk.ReadImage(str(case / "ct.nii.gz"))
@@ -88,4 +91,5 @@ def test_bench_segment_reports_times_and_memory(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     run = report["runs"][0]
     assert run["device"] == "cpu" and run["seconds"] > 0 and run["peak_rss_mib"] > 0
+    assert sum(run["stage_seconds"].values()) <= run["seconds"]
     assert report["threshold_ms"] >= 0 and report["input_size"] == 64 and report["lung_slices"] > 0

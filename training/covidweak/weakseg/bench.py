@@ -103,6 +103,7 @@ def run_bench(size: int = 512, slices: int = 300, method: str = "mseamnam", weig
         seconds = time.perf_counter() - start
         peak = peak_rss_mib()
         report["runs"].append({"device": device, "seconds": round(seconds, 2), "x_baseline": round(seconds / baseline, 2),
+                               "stage_seconds": result.summary["stage_seconds"],
                                "seconds_per_lung_slice": round(seconds / max(lung_count, 1), 3),
                                "peak_rss_mib": round(peak, 1), "peak_x_ct": round(peak / ct_mib, 2)})
     prob = sitk.GetArrayViewFromImage(result.probability)
@@ -124,6 +125,9 @@ def format_report(report: dict) -> str:
         lines.append(f"{run['device']}: CT -> probability + mask {run['seconds']:.1f} s ({run['x_baseline']:.1f}x baseline, "
                      f"{run['seconds_per_lung_slice']:.3f} s per lung slice); peak RSS {run['peak_rss_mib']:.0f} MiB "
                      f"({run['peak_x_ct']:.1f}x the {report['ct_mib']:.0f} MiB CT)")
+        stages = run["stage_seconds"]
+        lines.append(f"  of which network (with canonical axes) {stages['probability_s']:.2f} s, "
+                     f"threshold + lesion table + involvement {stages['tables_s']:.2f} s")
     lines.append(f"re-threshold (numpy compare): {report['threshold_ms']:.1f} ms "
                  f"({report['threshold_x_baseline']:.4f}x baseline)")
     return "\n".join(lines)

@@ -166,6 +166,7 @@ def segment_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, t_fg: 
     torch_device = resolve_device(device)
     start = time.perf_counter()
     lungs = lung_labels_for(ct, lungs, progress)
+    lungs_done = time.perf_counter()
     model.model.to(torch_device).eval()
     ct_canonical, lungs_canonical = to_canonical(ct), to_canonical(lungs)
     array = probability_volume(sitk.GetArrayViewFromImage(ct_canonical), sitk.GetArrayViewFromImage(lungs_canonical),
@@ -176,7 +177,8 @@ def segment_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, t_fg: 
     del ct_canonical, lungs_canonical
     probability = from_canonical(canonical, ct)
     del canonical
-    return finish(ct, lungs, probability, t_fg, t_bg, model_summary(model, torch_device), start)
+    stages = {"lungs_s": round(lungs_done - start, 3), "probability_s": round(time.perf_counter() - lungs_done, 3)}
+    return finish(ct, lungs, probability, t_fg, t_bg, {**model_summary(model, torch_device), "stage_seconds": stages}, start)
 
 
 def model_summary(model, device) -> dict:
@@ -187,14 +189,20 @@ def model_summary(model, device) -> dict:
 
 def finish(ct: sitk.Image, lungs: sitk.Image, probability: sitk.Image, t_fg: float, t_bg: float, about: dict,
            start: float) -> SegmentResult:
-    """Threshold ``probability`` and add the lesion table and summary (also used by re-thresholding)."""
+    """Threshold ``probability`` and add the lesion table and summary (also used by re-thresholding).
+
+    ``about`` may hold ``stage_seconds`` (lungs, network); this step adds its own ``tables_s``,
+    so summary.json says where the runtime went.
+    """
     from ..zones import zone_map_3d
     from .lesions import lesion_table, summarize
 
+    tables_start = time.perf_counter()
     mask = threshold(probability, t_fg)
     zones = zone_map_3d(lungs)  # once for the lesion table and the involvement
     lesions = lesion_table(probability, mask, ct, lungs, zones)
     summary = summarize(probability, mask, lungs, lesions, t_fg, t_bg, about, time.perf_counter() - start, zones)
+    summary["stage_seconds"] = {**about.get("stage_seconds", {}), "tables_s": round(time.perf_counter() - tables_start, 3)}
     return SegmentResult(probability=probability, lungs=lungs, mask=mask, lesions=lesions, summary=summary,
                          t_fg=t_fg, t_bg=t_bg)
 
