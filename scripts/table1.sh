@@ -24,7 +24,7 @@ train() {  # train TASK NAME ARGS...: one run folder per NAME, skipped when its 
   stage "train $name"
   rm -rf "$work/runs/$name"
   "$cw" train "$task" --data "$work/train" --out "$work/runs/$name" "$@" > "$work/runs-$name.log"
-  "$cw" export "$work/runs/$name" --name "$name" --checkpoint last --models-dir "$work/models" | tail -1
+  "$cw" export "$work/runs/$name" --name "$name" --checkpoint last --models-dir "$work/models" --overwrite | tail -1
 }
 
 [ -f "$work/train/manifest.csv" ] || "$cw" phantom --out "$work/train" --patients 24 --studies-per-patient 2 --seed 100 --lesion-scale "$scale"
@@ -32,14 +32,17 @@ train() {  # train TASK NAME ARGS...: one run folder per NAME, skipped when its 
 
 train cam-pretrain cam --config cam-pretrain.light --set epochs="${CAM_EPOCHS:-16}"
 train mscam mscam --config mscam.light --set epochs="${MSCAM_EPOCHS:-3}"
+# These four are measured in updates: max_steps sets the length (and the linear decline), epochs only bounds it.
+by_steps=(--set epochs=1000)
 train seam seam --config seam.light --set params.init_from="$work/models/cam.pt" \
-  --set params.equivariance=normalised --set max_steps="${SEAM_STEPS:-300}"
+  --set params.equivariance=normalised --set max_steps="${SEAM_STEPS:-210}" "${by_steps[@]}"
 train seam-nam seamnam --config seam-nam.light --set params.init_from="$work/models/cam.pt" \
-  --set params.equivariance=normalised --set max_steps="${SEAM_STEPS:-300}"
+  --set params.equivariance=normalised --set max_steps="${SEAM_STEPS:-210}" "${by_steps[@]}"
 train cam-pretrain bagcam --config cam-pretrain.light --set params.mil=true --set batch_size=64 \
-  --set max_steps="${BAG_STEPS:-180}"
+  --set max_steps="${BAG_STEPS:-180}" "${by_steps[@]}"
 train mseamnam mseamnam --config mseamnam.light --set params.init_from="$work/models/bagcam.pt" \
-  --set params.equivariance=normalised --set batch_size=64 --set accumulate=1 --set max_steps="${MSEAM_STEPS:-40}"
+  --set params.equivariance=normalised --set batch_size=64 --set accumulate=1 --set max_steps="${MSEAM_STEPS:-40}" \
+  "${by_steps[@]}"
 train unet unet --config unet.light --set epochs="${UNET_EPOCHS:-16}"
 
 stage "evaluate"
