@@ -10,25 +10,28 @@
 #          the U-Net on the sparse masks; each a .light config with the lengths below;
 #   score  `covidweak evaluate weakseg --split all` of the six files -> WORK/table1.json.
 # Lengths can be raised through the environment (CAM_EPOCHS, SEAM_STEPS, BAG_STEPS, MSEAM_STEPS,
-# UNET_EPOCHS, MSCAM_EPOCHS). Everything is written under WORK; nothing in the repository changes.
+# UNET_EPOCHS, MSCAM_EPOCHS), and INPUT_SIZE replaces the light configs' 128 (the paper: 448).
+# Everything is written under WORK; nothing in the repository changes.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work=$1 scale=${2:-1}
-cw="${COVIDWEAK:-$root/.venv/bin/covidweak}"
+read -ra cw <<< "${COVIDWEAK:-$root/.venv/bin/covidweak}"  # e.g. COVIDWEAK="python3 -m covidweak" on the GPU machine
 mkdir -p "$work/models"
 
 stage() { echo "[$(date +%T)] $*"; }
+size_args=()
+if [ -n "${INPUT_SIZE:-}" ]; then size_args=(--set preprocess.input_size="$INPUT_SIZE"); fi
 train() {  # train TASK NAME ARGS...: one run folder per NAME, skipped when its weights exist
   local task=$1 name=$2; shift 2
   [ -f "$work/models/$name.pt" ] && return 0
   stage "train $name"
   rm -rf "$work/runs/$name"
-  "$cw" train "$task" --data "$work/train" --out "$work/runs/$name" "$@" > "$work/runs-$name.log"
-  "$cw" export "$work/runs/$name" --name "$name" --checkpoint last --models-dir "$work/models" --overwrite | tail -1
+  "${cw[@]}" train "$task" --data "$work/train" --out "$work/runs/$name" "$@" "${size_args[@]}" > "$work/runs-$name.log"
+  "${cw[@]}" export "$work/runs/$name" --name "$name" --checkpoint last --models-dir "$work/models" --overwrite | tail -1
 }
 
-[ -f "$work/train/manifest.csv" ] || "$cw" phantom --out "$work/train" --patients 24 --studies-per-patient 2 --seed 100 --lesion-scale "$scale"
-[ -f "$work/test/manifest.csv" ] || "$cw" phantom --out "$work/test" --patients 10 --studies-per-patient 1 --seed 7000 --lesion-scale "$scale"
+[ -f "$work/train/manifest.csv" ] || "${cw[@]}" phantom --out "$work/train" --patients 24 --studies-per-patient 2 --seed 100 --lesion-scale "$scale"
+[ -f "$work/test/manifest.csv" ] || "${cw[@]}" phantom --out "$work/test" --patients 10 --studies-per-patient 1 --seed 7000 --lesion-scale "$scale"
 
 train cam-pretrain cam --config cam-pretrain.light --set epochs="${CAM_EPOCHS:-16}"
 train mscam mscam --config mscam.light --set epochs="${MSCAM_EPOCHS:-3}"
@@ -47,7 +50,7 @@ train unet unet --config unet.light --set epochs="${UNET_EPOCHS:-16}"
 
 stage "evaluate"
 m="$work/models"
-"$cw" evaluate weakseg --data "$work/test" --split all --overwrite --out "$work/table1.json" \
+"${cw[@]}" evaluate weakseg --data "$work/test" --split all --overwrite --out "$work/table1.json" \
   --methods cam mscam seam seamnam mseamnam unet \
   --weights "$m/cam.pt" "$m/mscam.pt" "$m/seam.pt" "$m/seamnam.pt" "$m/mseamnam.pt" "$m/unet.pt"
 stage "done: $work/table1.json"
