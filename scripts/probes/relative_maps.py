@@ -20,17 +20,16 @@ from torch.nn import functional as F
 from covidweak.models import lesion_logits, load_weights
 from covidweak.training.session import load_records
 from covidweak.training.tasks.weakseg_data import prepare_study
-from covidweak.weakseg.evaluate import confusion_counts, patient_metrics
+from covidweak.weakseg.evaluate import confusion_counts, patient_metrics, table
 
 THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 def relative_in_lungs(logits: np.ndarray, lungs: np.ndarray) -> np.ndarray:
     """(Z, S, S) logits, bool lungs -> (Z, S, S) in [0, 1]: each slice min-max scaled over its lung pixels, 0 outside."""
-    inside = np.where(lungs, logits, np.nan)
-    with np.errstate(all="ignore"):  # slices without lung have an all-NaN min / max
-        low = np.nan_to_num(np.nanmin(inside, axis=(1, 2), keepdims=True))
-        high = np.nan_to_num(np.nanmax(inside, axis=(1, 2), keepdims=True))
+    has_lung = lungs.any(axis=(1, 2), keepdims=True)  # a slice without lung gets 0 everywhere
+    low = np.where(has_lung, np.where(lungs, logits, np.inf).min(axis=(1, 2), keepdims=True), 0.0)
+    high = np.where(has_lung, np.where(lungs, logits, -np.inf).max(axis=(1, 2), keepdims=True), 0.0)
     return np.where(lungs, (logits - low) / np.maximum(high - low, 1e-6), 0.0)
 
 
@@ -55,12 +54,12 @@ def main(data: Path, weight_files: list[str]) -> None:
                 counts[kind][record.patient_id] = counts[kind].get(record.patient_id, 0) + found
         print(Path(weights).name)
         for kind, per_patient in counts.items():
-            metrics = [[patient_metrics(*row) for row in c] for c in per_patient.values()]
             cells = []
             for j, t in enumerate(THRESHOLDS):
-                pos = [m[j]["dice"] for m in metrics if m[j]["positive"]]
-                neg = [m[j]["dice"] for m in metrics if not m[j]["positive"]]
-                cells.append(f"T{t}: {np.mean(pos):.3f}/{np.mean(neg) if neg else float('nan'):.1f}")
+                means = table([patient_metrics(*c[j]) for c in per_patient.values()])
+                negative = means["negative"]["dice"]["mean"]
+                cells.append(f"T{t}: {means['positive']['dice']['mean']:.3f}/"
+                             f"{negative if negative is not None else float('nan'):.1f}")
             print(f"  {kind:9s}", "  ".join(cells))
 
 

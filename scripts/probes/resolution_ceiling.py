@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from covidweak.models.resnet38 import OUTPUT_STRIDE
 from covidweak.training.session import load_records
-from covidweak.weakseg.evaluate import confusion_counts, patient_metrics
+from covidweak.weakseg.evaluate import confusion_counts, patient_metrics, table
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6)
 """Thresholds of the oracle map; the table reports the one with the best mean over patients."""
@@ -48,9 +48,10 @@ def oracle_map(lesion: np.ndarray, input_size: int, stride: int = OUTPUT_STRIDE)
 
 
 def pooled_dice(counts: dict) -> np.ndarray:
-    """{patient: (T, 3) tp/fp/fn} -> (T,) mean Dice over the positive patients, per threshold."""
-    per_patient = [[patient_metrics(*row)["dice"] for row in c] for c in counts.values() if c[0, 0] + c[0, 2] > 0]
-    return np.mean(per_patient, axis=0)
+    """{patient: (T, 3) tp/fp/fn} -> (T,) mean Dice over the positive patients, per threshold (Table 1's mean)."""
+    n = len(next(iter(counts.values())))
+    return np.array([table([patient_metrics(*c[i]) for c in counts.values()])["positive"]["dice"]["mean"]
+                     for i in range(n)])
 
 
 def main(data: Path, sizes: tuple[int, ...]) -> None:
