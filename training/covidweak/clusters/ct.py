@@ -98,9 +98,9 @@ def find_lesions(ct: sitk.Image, loaded, lungs: Optional[sitk.Image] = None, les
     (1 GGO, 2 crazy paving, 3 consolidation) to label each lesion with its true type, or None.
     """
     from ..validate import check_ct
+    from ..lungs.geometry import from_canonical, to_canonical
     from ..weakseg.infer import batches, lung_labels_for, lung_slices
     from ..weakseg.lesions import ijk_to_ras
-    from ..lungs.geometry import from_canonical, to_canonical
 
     if ct.GetDimension() != 3:
         raise InputError(f"lesion clustering needs a 3-D chest CT, got a {ct.GetDimension()}-D image: "

@@ -81,8 +81,8 @@ def cam_maps(cam_loaded, hu: np.ndarray, centres, size_yx: tuple[int, int], devi
 def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, progress: Progress) -> dict:
     """Pooled hit counts of LAM and CAM over the lesion slices of ``records`` -> Table 5/6 rows."""
     from ..io import read_ct, read_image
-    from ..weakseg.infer import batches, lung_labels_for
     from ..lungs.geometry import to_canonical
+    from ..weakseg.infer import batches, lung_labels_for
 
     counts = {"LAM": np.zeros(len(OVERLAP_THRESHOLDS), dtype=np.int64), "CAM": np.zeros(len(OVERLAP_THRESHOLDS), dtype=np.int64)}
     lesions = 0

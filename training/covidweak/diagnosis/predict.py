@@ -88,8 +88,8 @@ def diagnose_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, devic
     """
     from ..device import resolve_device
     from ..validate import check_ct
-    from ..weakseg.infer import lung_labels_for, lung_slices
     from ..lungs.geometry import to_canonical
+    from ..weakseg.infer import lung_labels_for, lung_slices
     from ..weakseg.prepare import prepare_stacks
 
     if ct.GetDimension() != 3:

@@ -91,8 +91,8 @@ def study_inputs(ct: sitk.Image, lungs: Optional[sitk.Image] = None, size: int =
     same grid, or None to segment them with :func:`covidweak.lungs.segment_lungs` (which raises
     InputError when the image holds no lungs). InputError as well when no slice has lung.
     """
-    from ..training.tasks.weakseg_data import canonical_slice_order
     from ..lungs.geometry import to_canonical
+    from ..training.tasks.weakseg_data import canonical_slice_order
 
     if lungs is None:
         from ..lungs import segment_lungs

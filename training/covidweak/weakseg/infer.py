@@ -18,8 +18,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..progress import Progress
 from ..lungs.geometry import from_canonical, to_canonical
+from ..progress import Progress
 
 T_FG = 0.1
 """M-SEAM-NAM Table 1 / Fig. 3: the foreground threshold chosen by the ablation."""

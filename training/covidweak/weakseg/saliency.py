@@ -142,8 +142,8 @@ def lesion_boxes(ct: sitk.Image, model, lungs: sitk.Image, steps: int = IG_STEPS
     """
     from ..device import resolve_device
     from ..preprocess import resize_slices
-    from .infer import batches, lung_labels_for, lung_slices
     from ..lungs.geometry import to_canonical
+    from .infer import batches, lung_labels_for, lung_slices
     from .prepare import prepare_stacks
 
     if model.method != "mscam":

@@ -87,8 +87,8 @@ def study_slices(record, preprocess: dict, classes: int) -> tuple[np.ndarray, np
 
     from ...clusters.ct import fecnn_input
     from ...io import read_ct, read_image
-    from ...weakseg.infer import lung_labels_for, lung_slices
     from ...lungs.geometry import to_canonical
+    from ...weakseg.infer import lung_labels_for, lung_slices
     from .weakseg_data import canonical_slice_order
 
     ct = read_ct(record.ct_path)

@@ -38,9 +38,9 @@ import torch
 
 from ...io import read_ct, read_image
 from ...losses.mil import BAG_SIZE, NEGATIVE, POSITIVE, make_bags
+from ...lungs.geometry import to_canonical
 from ...preprocess import resize_slices
 from ...records import StudyRecord
-from ...lungs.geometry import to_canonical
 from ...weakseg.prepare import prepare_stacks
 
 
