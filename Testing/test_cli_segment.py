@@ -91,5 +91,6 @@ def test_bench_segment_reports_times_and_memory(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     run = report["runs"][0]
     assert run["device"] == "cpu" and run["seconds"] > 0 and run["peak_rss_mib"] > 0
-    assert sum(run["stage_seconds"].values()) <= run["seconds"]
+    # the three stages and the total are each rounded to the nearest ms (up to 0.5 ms off apiece)
+    assert sum(run["stage_seconds"].values()) <= run["seconds"] + 0.0025
     assert report["threshold_ms"] >= 0 and report["input_size"] == 64 and report["lung_slices"] > 0

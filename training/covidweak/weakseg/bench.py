@@ -102,7 +102,7 @@ def run_bench(size: int = 512, slices: int = 300, method: str = "mseamnam", weig
         result = segment_ct(ct, model, lungs=lungs, batch_size=batch_size, device=device)
         seconds = time.perf_counter() - start
         peak = peak_rss_mib()
-        report["runs"].append({"device": device, "seconds": round(seconds, 2), "x_baseline": round(seconds / baseline, 2),
+        report["runs"].append({"device": device, "seconds": round(seconds, 3), "x_baseline": round(seconds / baseline, 2),
                                "stage_seconds": result.summary["stage_seconds"],
                                "seconds_per_lung_slice": round(seconds / max(lung_count, 1), 3),
                                "peak_rss_mib": round(peak, 1), "peak_x_ct": round(peak / ct_mib, 2)})
