@@ -127,7 +127,8 @@ def involvement(mask: sitk.Image, lungs: sitk.Image, zones: Optional[np.ndarray]
     key = np.zeros(lung_codes.shape, dtype=np.uint8)
     for label in LUNG_LABELS:
         key[lung_codes == label] = 4 * label
-    key |= np.where(key > 0, zones, 0).astype(np.uint8)
+    # zones 1-3 fill the two low bits of 4 * label
+    np.bitwise_or(key, zones.astype(np.uint8, copy=False), out=key, where=key > 0)
     lung_voxels = sum(np.bincount(plane.ravel(), minlength=cells) for plane in key)
     lesion_voxels = np.bincount(key[lesion], minlength=cells)
 
