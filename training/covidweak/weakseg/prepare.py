@@ -16,19 +16,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..preprocess import HU_WINDOW, MSEAM_SIZE, hu_window, resize_slices
+from ..preprocess.lungbox import stack_indices
 
 DEFAULT_PREPROCESS = {"input_size": MSEAM_SIZE, "hu_window": list(HU_WINDOW), "stack_depth": 3}
 """M-SEAM-NAM Sect. 3.2: 3 consecutive slices, resized to 448 x 448."""
-
-
-def stack_indices(depth: int, n_slices: int, centre: int) -> np.ndarray:
-    """Slice indices of the ``depth``-slice stack around ``centre``, edges repeated.
-
-    M-SEAM-NAM feeds 3 consecutive slices as channels; at the first and last slice the
-    missing neighbour is the slice itself (as :func:`covidweak.preprocess.slice_stacks`).
-    """
-    half = depth // 2
-    return np.clip(np.arange(centre - half, centre - half + depth), 0, n_slices - 1)
 
 
 def prepare_stacks(hu: np.ndarray, centres: Sequence[int], preprocess: Optional[dict] = None) -> np.ndarray:
