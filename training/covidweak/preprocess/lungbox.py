@@ -114,7 +114,8 @@ def fit_lung_box(lungs: np.ndarray, ct_spacing: Sequence[float], shape: tuple[in
     if box_spacing == spacing:
         # Snap to the CT's own grid where a box pixel is a whole number of CT pixels: a 1.4 mm
         # CT is then cropped, not interpolated.
-        origin = tuple(float(np.round(o)) if float(s).is_integer() else o for o, s in zip(origin, steps))
+        # 1.4 / 0.7 is 2.0000000000000004 in floating point, hence the tolerance.
+        origin = tuple(float(np.round(o)) if abs(s - round(s)) < 1e-9 else o for o, s in zip(origin, steps))
     return LungBox(ct_shape=tuple(int(v) for v in lungs.shape[-2:]), ct_spacing=(dy, dx), spacing=box_spacing,
                    origin=origin, shape=tuple(shape))
 
