@@ -89,8 +89,9 @@ def test_hand_computed_samples_when_halving_a_07mm_ct():
 
 @pytest.mark.parametrize("size, spacing", [(64, (2.8, 2.8)), (160, (1.4, 1.4)), (224, (1.6, 1.2)), (512, (0.7, 0.7))])
 def test_linear_fields_and_masks_come_back_on_the_ct_grid(size, spacing):
-    lungs = ellipse_lungs((3, size, size), spacing, half_mm=(0.3 * size * spacing[0], 0.35 * size * spacing[1]))
+    lungs = ellipse_lungs((3, size, size), spacing, half_mm=(0.25 * size * spacing[0], 0.3 * size * spacing[1]))
     box = fit_lung_box(lungs, spacing)
+    assert box.spacing == CANONICAL_SPACING_MM
     yy, xx = np.meshgrid(np.arange(size) * spacing[0], np.arange(size) * spacing[1], indexing="ij")
     field = np.broadcast_to((0.5 * yy - 0.25 * xx + 3.0).astype(np.float32), (3, size, size))
     back = from_box(to_box(field, box), box, fill=np.nan)
