@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from covidweak.models import LIGHT, PAPER, ResNet38, config_by_name
-from covidweak.models.resnet38 import OUTPUT_STRIDE
+from covidweak.models.resnet38 import BOX
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -19,11 +19,38 @@ def test_light_feature_shapes_and_output_stride():
         feats = net(torch.randn(2, 3, 64, 48))
     c = net.feature_channels
     assert feats.b3.shape == (2, c.b3, 16, 12)
-    assert feats.b4.shape == (2, c.b4, 64 // OUTPUT_STRIDE, 48 // OUTPUT_STRIDE)
+    assert feats.b4.shape == (2, c.b4, 64 // LIGHT.output_stride, 48 // LIGHT.output_stride)
     assert feats.b5.shape == (2, c.b5, 8, 6)
     assert feats.final.shape == (2, c.final, 8, 6)
     assert (c.b3, c.b4, c.b5, c.final) == (64, 128, 256, 1024)
     assert all((f >= 0).all() for f in feats)  # batch-normalised and ReLU-activated
+
+
+def test_box_configuration_keeps_stride_4_and_the_nam_taps():
+    net = ResNet38(BOX).eval()
+    with torch.no_grad():
+        feats = net(torch.randn(2, 3, 160, 224))
+    c = net.feature_channels
+    # B3, B4, B5 and the CAM features all at 40 x 56: a quarter of the 160 x 224 lung box.
+    for f, channels in zip(feats, c):
+        assert f.shape == (2, channels, 40, 56)
+    assert 0.5e6 < n_params(net) < 1.5e6  # trains on a 2-core CPU
+
+
+def test_box_stride_4_sees_as_far_as_stride_8():
+    """Doubling the dilations keeps the receptive field: a one-pixel change moves outputs ~the same distance away."""
+    def reach(config):
+        net = ResNet38(config).eval()
+        x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0)).requires_grad_()
+        final = net(x).final
+        centre = final.shape[-1] // 2
+        final[0, :, centre, centre].sum().backward()
+        rows = torch.nonzero(x.grad[0].abs().sum(0).sum(1)).flatten()
+        return int(rows.max() - rows.min())
+
+    stride8 = reach(config_by_name("light"))
+    stride4 = reach(BOX)
+    assert 0.5 * stride8 <= stride4 <= 1.5 * stride8
 
 
 @pytest.fixture(scope="module")
