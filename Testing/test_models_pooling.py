@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from covidweak.models import build_model
-from covidweak.models.cam import CAMHead
+from covidweak.models.cam import NOISY_OR_PIXEL_PRIOR, CAMHead
 
 
 def head_with_known_map(pooling: str) -> CAMHead:
@@ -23,6 +25,31 @@ def test_average_and_maximum_of_a_hand_made_map():
     assert cam[0, 0, 1, 2] == 8.0 and score.item() == pytest.approx(0.5)
     _, score = head_with_known_map("gmp")(features)
     assert score.item() == pytest.approx(8.0)
+
+
+def test_noisy_or_of_a_hand_made_map():
+    """Two pixels at sigmoid 0.5, the rest at ~0: P(slice) = 1 - 0.5 * 0.5 = 0.75, logit log 3."""
+    head = CAMHead(2, pooling="noisy-or").eval()
+    with torch.no_grad():
+        head.classifier.weight.copy_(torch.tensor([[1.0, 0.0]]).view(1, 2, 1, 1))
+        head.classifier.bias.zero_()
+    features = torch.full((1, 2, 4, 4), -60.0)
+    features[0, 0, 1, 2] = features[0, 0, 3, 0] = 0.0
+    cam, score = head(features)
+    assert cam[0, 0, 1, 2] == 0.0 and score.item() == pytest.approx(math.log(3.0), abs=1e-6)
+    # One pixel at probability 0.9 alone: the slice score is that pixel's own logit.
+    features[0, 0, 3, 0] = -60.0
+    features[0, 0, 1, 2] = math.log(9.0)
+    _, score = head(features)
+    assert torch.sigmoid(score).item() == pytest.approx(0.9, abs=1e-6)
+
+
+def test_noisy_or_starts_from_the_pixel_prior():
+    """Untrained, every pixel sits at NOISY_OR_PIXEL_PRIOR: P(slice) = 1 - (1 - 1e-4)^(h w)."""
+    head = CAMHead(3, pooling="noisy-or").eval()
+    _, score = head(torch.zeros(1, 3, 40, 56))
+    expected = 1 - (1 - NOISY_OR_PIXEL_PRIOR) ** (40 * 56)
+    assert torch.sigmoid(score).item() == pytest.approx(expected, rel=1e-4)
 
 
 @pytest.mark.parametrize("method", ["cam", "seam", "mseamnam"])

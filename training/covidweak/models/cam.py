@@ -14,27 +14,43 @@ single sigmoid class.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..losses.mil import bag_score
+
 from .resnet38 import LIGHT, ResNet38, ResNet38Config
 
 LESION_CLASSES = 1
 CAM_DROPOUT = 0.5  # SEAM's dropout before its 1x1 classifier
-POOLINGS = ("gap", "gmp")
+POOLINGS = ("gap", "gmp", "noisy-or")
 """How the image score p comes from the class map: "gap", the global average of Eq. 1 (the paper),
-or "gmp", the global maximum (Hu et al.'s choice). An ablation, not the paper: a lesion covering
-0.3 % of a slice (the phantom's median) moves an average of logits by 1/300 of its own logit, so
-under GAP a confident slice score needs lesion logits in the hundreds."""
+"gmp", the global maximum (Hu et al.'s choice), or "noisy-or", pixel-level multiple-instance
+pooling. Under GAP a lesion covering 0.3 % of a slice (the phantom's median) moves an average of
+logits by 1/300 of its own logit, so a confident slice score needs lesion logits in the hundreds,
+and the cheapest way to call a slice positive is to raise the whole map.
+
+"noisy-or" reads every pixel's sigmoid as the probability that this pixel is lesion, and the
+slice is lesion-free only if every pixel is: P(slice) = 1 - prod_ij (1 - sigmoid(C_ij)). It is
+M-SEAM-NAM's own bag rule (Eq. 7, :func:`covidweak.losses.mil.bag_score`) applied to the pixels of
+one slice instead of the slices of one bag, so the score is the log-odds of P and the soft margin
+of Eq. 1 applies unchanged. One confident pixel suffices for a positive slice, and a negative slice
+pushes every pixel down: the map stays a per-pixel probability, which T_fg thresholds."""
+
+NOISY_OR_PIXEL_PRIOR = 1e-4
+"""Starting lesion probability of each pixel under "noisy-or" (the classifier's bias starts at its
+log-odds). With all pixels at 0.5 the noisy-OR of a 40 x 56 map would be 1 for every slice and
+the loss would start saturated; at 1e-4 a 2240-cell map starts at P(slice) = 0.2."""
 
 
 class CAMHead(nn.Module):
     """1x1 convolution without bias from features to class maps, then global pooling (:data:`POOLINGS`).
 
     Without a bias, GAP(conv(x)) equals a linear classifier on GAP(x): the class map is exactly
-    the CAM of that classifier.
+    the CAM of that classifier. Noisy-OR pooling adds a bias, the pixels' prior log-odds.
     """
 
     def __init__(self, in_channels: int, num_classes: int = LESION_CLASSES, dropout: float = CAM_DROPOUT,
@@ -44,12 +60,18 @@ class CAMHead(nn.Module):
             raise ValueError(f"unknown pooling '{pooling}': use one of {', '.join(POOLINGS)}")
         self.pooling = pooling
         self.dropout = nn.Dropout2d(dropout)
-        self.classifier = nn.Conv2d(in_channels, num_classes, 1, bias=False)
+        # Pixel probabilities need an offset that GAP and GMP do not: see NOISY_OR_PIXEL_PRIOR.
+        noisy_or = pooling == "noisy-or"
+        self.classifier = nn.Conv2d(in_channels, num_classes, 1, bias=noisy_or)
         nn.init.xavier_uniform_(self.classifier.weight)
+        if noisy_or:
+            nn.init.constant_(self.classifier.bias, math.log(NOISY_OR_PIXEL_PRIOR / (1.0 - NOISY_OR_PIXEL_PRIOR)))
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, F, h, w) features -> class maps (N, C, h, w) and scores (N, C)."""
         cam = self.classifier(self.dropout(features))
+        if self.pooling == "noisy-or":
+            return cam, bag_score(cam.flatten(2))
         return cam, cam.mean(dim=(2, 3)) if self.pooling == "gap" else cam.amax(dim=(2, 3))
 
 

@@ -25,7 +25,7 @@ METHODS = ("mseamnam", "seamnam", "seam", "cam", "mscam", "unet")
 (Hu et al.) and a fully supervised U-Net trained on the sparse masks."""
 
 SEAM_METHODS = ("mseamnam", "seamnam", "seam")
-UNET_CHANNELS = {"light": (16, 32, 64, 128, 256), "paper": (32, 64, 128, 256, 512)}
+UNET_CHANNELS = {"light": (16, 32, 64, 128, 256), "box": (16, 32, 64, 128, 256), "paper": (32, 64, 128, 256, 512)}
 """MONAI U-Net widths; Tang et al. do not give theirs, "paper" is the common 32-base U-Net."""
 
 DEFAULT_ARCH = {"backbone": "light", "input_size": 448, "pooling": "gap", "freeze_bn": False}
@@ -78,7 +78,8 @@ def check_method(method: str) -> str:
 def build_model(method: str, arch: dict[str, Any] | None = None) -> nn.Module:
     """A freshly initialised network for ``method``.
 
-    ``arch["backbone"]``: "light" (shipped weights, CPU) or "paper" (ResNet-38 model A,
+    ``arch["backbone"]``: "light" (shipped weights, CPU), "box" (the stride-4 network of the
+    1.4 mm lung box, :data:`~covidweak.models.resnet38.BOX`) or "paper" (ResNet-38 model A,
     VGG-width multi-scale CAM, 32-base U-Net). The chest X-ray networks of
     :data:`~covidweak.models.cxr.CXR_METHODS` are built here too, so their weight files load alike.
     """
@@ -89,8 +90,8 @@ def build_model(method: str, arch: dict[str, Any] | None = None) -> nn.Module:
         return getattr(importlib.import_module(module_name), function)(method, arch)
     arch = {**DEFAULT_ARCH, **(arch or {})}
     size = arch["backbone"]
-    if size not in ("light", "paper"):
-        raise ValueError(f"unknown backbone '{size}': use 'light' or 'paper'")
+    if size not in UNET_CHANNELS:
+        raise ValueError(f"unknown backbone '{size}': use one of {', '.join(UNET_CHANNELS)}")
     method = check_method(method)
     if method in SEAM_METHODS:
         return SEAM(config_by_name(size), pooling=arch["pooling"], freeze_bn=arch["freeze_bn"])
