@@ -70,17 +70,50 @@ def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
     )
 
 
+def shrink_factors(image: sitk.Image, grid: sitk.Image) -> list[int]:
+    """Whole number of ``image`` voxels per axis (x, y, z) that fit in one voxel of ``grid`` (at least 1)."""
+    ratio = np.asarray(grid.GetSpacing(), dtype=float) / np.asarray(image.GetSpacing(), dtype=float)
+    return [max(1, int(np.floor(r + 1e-6))) for r in ratio]
+
+
 def smooth_onto(image: sitk.Image, grid: sitk.Image) -> sitk.Image:
     """Gaussian-smooth a float image (sigma = half the target spacing per axis, anti-aliasing) and resample onto ``grid``.
 
     The smoothing also averages out quantum noise before thresholding; sigma is at
-    most a voxel of ``grid``, so edges move by well under one working voxel.
+    most a voxel of ``grid``, so edges move by well under one working voxel. A fine
+    image is first block-averaged by :func:`shrink_factors` (8-fold fewer voxels for a
+    0.7 x 0.7 x 1 mm CT onto 2 mm); a k-voxel box of spacing s already blurs with
+    variance (k^2 - 1) s^2 / 12, so the Gaussian adds only what is missing and the
+    total blur stays that of the sigma above.
     """
-    sigma = [0.5 * s for s in grid.GetSpacing()]
-    smoothed = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma)
-    if same_grid(image, grid):
+    sigma = np.array([0.5 * s for s in grid.GetSpacing()])
+    factors = shrink_factors(image, grid)
+    source = sitk.Cast(image, sitk.sitkFloat32)
+    if max(factors) > 1:
+        box_variance = (np.square(factors) - 1) / 12.0 * np.square(image.GetSpacing())
+        sigma = np.sqrt(np.square(sigma) - box_variance)
+        source = sitk.BinShrink(source, factors)
+    smoothed = sitk.SmoothingRecursiveGaussian(source, [float(s) for s in sigma])
+    if same_grid(source, grid):
         return smoothed
     return sitk.Resample(smoothed, grid, sitk.Transform(), sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
+
+
+def covering_box(mask_zyx: np.ndarray, grid: sitk.Image, image: sitk.Image, margin: int) -> tuple[list[int], list[int]]:
+    """Index and size (x, y, z voxels of ``image``) of the box covering ``mask_zyx`` (a (z, y, x) array on ``grid``).
+
+    ``grid`` and ``image`` share direction and extent (``grid`` from :func:`working_grid`); the box
+    covers whole ``grid`` voxels plus ``margin`` voxels of ``image`` per side, clipped to ``image``.
+    """
+    nonzero = np.argwhere(mask_zyx)
+    corners = (nonzero.min(axis=0)[::-1] - 0.5, nonzero.max(axis=0)[::-1] + 0.5)  # continuous (x, y, z) on grid
+    ends = [image.TransformPhysicalPointToContinuousIndex(grid.TransformContinuousIndexToPhysicalPoint(
+        [float(v) for v in corner])) for corner in corners]
+    low = np.floor(np.minimum(*ends)).astype(int) - margin
+    high = np.ceil(np.maximum(*ends)).astype(int) + margin
+    low = np.maximum(low, 0)
+    high = np.minimum(high, np.asarray(image.GetSize()) - 1)
+    return [int(v) for v in low], [int(v) for v in high - low + 1]
 
 
 def resample_labels(labels: sitk.Image, grid: sitk.Image) -> sitk.Image:

@@ -27,7 +27,7 @@ from ..progress import Progress
 from ..validate import check_ct
 from .airway import find_airway
 from .fill import fill_lung
-from .geometry import from_canonical, resample_labels, same_grid, smooth_onto, to_canonical, voxel_ml, working_grid
+from .geometry import covering_box, from_canonical, resample_labels, same_grid, smooth_onto, to_canonical, voxel_ml, working_grid
 from .masks import FACES, body_mask, fill_holes_per_slice, inside_air
 from .interpolate import interpolate_consolidation
 from .mirror import mirror_consolidation
@@ -87,9 +87,17 @@ def _dilate_labels(labels: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return out
 
 
-def _refine(canon: sitk.Image, grid: sitk.Image, coarse: np.ndarray, coarse_hu: np.ndarray, airway: np.ndarray) -> np.ndarray:
-    """Full-resolution labels (z, y, x uint8) for ``canon``: air voxels inside the (one-voxel grown) coarse lungs,
-    plus the dense voxels the coarse fill added, then 2-D holes (small vessels) filled per lung."""
+REFINE_MARGIN = 4
+"""Full-resolution voxels kept around the lungs' box when refining: the refinement's Gaussian
+(sigma half a voxel) then sees the same neighbourhood it would in the whole CT."""
+
+
+def _refine_box(canon: sitk.Image, grid: sitk.Image, coarse: np.ndarray, coarse_hu: np.ndarray, grown: np.ndarray) -> np.ndarray:
+    """Full-resolution labels (z, y, x uint8) for ``canon``: air voxels inside ``grown`` (the coarse lungs grown
+    by one voxel), plus the dense voxels the coarse fill added, then 2-D holes (small vessels) filled per lung.
+
+    ``canon`` is (a box of) the canonical CT; the coarse arrays are on ``grid``, which may extend beyond it.
+    """
 
     def to_full(array: np.ndarray) -> np.ndarray:
         image = sitk.GetImageFromArray(array.astype(np.uint8))
@@ -98,13 +106,25 @@ def _refine(canon: sitk.Image, grid: sitk.Image, coarse: np.ndarray, coarse_hu: 
 
     sigma = [0.5 * s for s in canon.GetSpacing()]
     full_hu = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.Cast(canon, sitk.sitkFloat32), sigma))
-    region = to_full(_dilate_labels(coarse, ~airway))
+    region = to_full(grown)
     dense = to_full(np.where(coarse_hu >= AIR_HU, coarse, 0))
     labels = np.where(full_hu < AIR_HU, region, 0).astype(np.uint8)
     labels[dense > 0] = dense[dense > 0]
     for label in (RIGHT, LEFT):
         own = labels == label
         labels[fill_holes_per_slice(own) & (labels == 0)] = label
+    return labels
+
+
+def _refine(canon: sitk.Image, grid: sitk.Image, coarse: np.ndarray, coarse_hu: np.ndarray, airway: np.ndarray) -> np.ndarray:
+    """:func:`_refine_box` on the box of ``canon`` around the coarse lungs (a chest CT is mostly not lung),
+    pasted into an empty full-size (z, y, x) uint8 array."""
+    grown = _dilate_labels(coarse, ~airway)
+    index, size = covering_box(grown > 0, grid, canon, REFINE_MARGIN)
+    box = sitk.RegionOfInterest(canon, size, index)
+    labels = np.zeros(canon.GetSize()[::-1], dtype=np.uint8)
+    (x, y, z), (nx, ny, nz) = index, size
+    labels[z:z + nz, y:y + ny, x:x + nx] = _refine_box(box, grid, coarse, coarse_hu, grown)
     return labels
 
 
