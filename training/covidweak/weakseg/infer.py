@@ -101,11 +101,14 @@ def autocast_for(device, model=None):
     return contextlib.nullcontext()
 
 
-def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], device) -> np.ndarray:
+def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], device, box=None) -> np.ndarray:
     """Lesion probability of prepared stacks at the slice grid.
 
-    stacks: (B, depth, S, S) float32 network input. Returns (B, Y, X) float32 in [0, 1].
-    Logits are upsampled before the sigmoid, as :func:`covidweak.models.probability.cam_to_probability`.
+    stacks: (B, depth, S, S) or, with a lung ``box``, (B, depth, H, W) float32 network input.
+    Returns (B, Y, X) float32 in [0, 1]. Logits are upsampled before the sigmoid, as
+    :func:`covidweak.models.probability.cam_to_probability`; a box map is upsampled to the box and
+    then put back onto the slice grid (:func:`covidweak.preprocess.lungbox.from_box`), pixels
+    outside the box taking the logit of an absent lesion.
     A slice the model's own classifier calls lesion-free gets probability ~0 everywhere
     (``lesion_logits(..., gate=True)``: a class map is only read for a class found present).
     """
@@ -114,32 +117,41 @@ def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], devic
 
     from ..models import lesion_logits
 
+    from ..models.factory import ABSENT_LOGIT
+    from ..preprocess.lungbox import from_box
+
     x = torch.from_numpy(stacks).to(device)
     with torch.inference_mode(), autocast_for(device, model):
         logits = lesion_logits(model, x, gate=True)
-    logits = F.interpolate(logits.float(), size=tuple(size_yx), mode="bilinear", align_corners=False)
-    return torch.sigmoid(logits[:, 0]).cpu().numpy()
+    target = tuple(size_yx) if box is None else tuple(box.shape)
+    logits = F.interpolate(logits.float(), size=target, mode="bilinear", align_corners=False)
+    if box is None:
+        return torch.sigmoid(logits[:, 0]).cpu().numpy()
+    on_grid = from_box(logits[:, 0].cpu().numpy(), box, fill=ABSENT_LOGIT)
+    return torch.sigmoid(torch.from_numpy(on_grid)).numpy()
 
 
 def probability_volume(hu: np.ndarray, lungs: np.ndarray, model, preprocess: dict, batch_size: int, device,
-                       progress: Optional[Progress] = None) -> np.ndarray:
+                       progress: Optional[Progress] = None, spacing_yx: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """Lesion probability of a canonical volume.
 
-    hu: (Z, Y, X) HU; lungs: (Z, Y, X) labels, nonzero = lung. Returns (Z, Y, X) float32,
-    0 outside the lungs; slices without lung are never run.
+    hu: (Z, Y, X) HU; lungs: (Z, Y, X) labels, nonzero = lung; spacing_yx: (dy, dx) mm, which
+    places the lung box of a box network. Returns (Z, Y, X) float32, 0 outside the lungs;
+    slices without lung are never run.
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
-    from .prepare import prepare_stacks
+    from .prepare import input_box, prepare_stacks
 
+    box = input_box(preprocess, lungs, spacing_yx)
     out = np.zeros(hu.shape, dtype=np.float32)
     todo = lung_slices(lungs)
     progress = progress or Progress()
     done = 0
     for centres in batches(todo, batch_size):
         progress.update(done, len(todo), "lesion probability")
-        stacks = prepare_stacks(hu, centres, preprocess)
-        out[centres] = slice_probability(model, stacks, hu.shape[1:], device) * (lungs[centres] > 0)
+        stacks = prepare_stacks(hu, centres, preprocess, lungs, box)
+        out[centres] = slice_probability(model, stacks, hu.shape[1:], device, box) * (lungs[centres] > 0)
         done += len(centres)
     progress.update(done, len(todo), "lesion probability")
     return out
@@ -169,8 +181,9 @@ def segment_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, t_fg: 
     lungs_done = time.perf_counter()
     model.model.to(torch_device).eval()
     ct_canonical, lungs_canonical = to_canonical(ct), to_canonical(lungs)
+    spacing_x, spacing_y = ct_canonical.GetSpacing()[:2]
     array = probability_volume(sitk.GetArrayViewFromImage(ct_canonical), sitk.GetArrayViewFromImage(lungs_canonical),
-                               model.model, model.preprocess, batch_size, torch_device, progress)
+                               model.model, model.preprocess, batch_size, torch_device, progress, (spacing_y, spacing_x))
     canonical = sitk.GetImageFromArray(array)
     del array  # the image holds its own copy; keep one volume alive, not two
     canonical.CopyInformation(lungs_canonical)

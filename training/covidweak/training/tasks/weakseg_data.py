@@ -2,7 +2,8 @@
 
 Every study is read once, put in canonical (LPS) axis order and turned into network input by
 :func:`covidweak.weakseg.prepare.prepare_stacks` for all its slices, the same call inference
-makes, and kept in memory as float16. Slice labels follow Sect. 3.1 of the paper:
+makes (the 1.4 mm lung box for networks whose ``preprocess`` names it), and kept in memory as
+float16. Slice labels follow Sect. 3.1 of the paper:
 
 * *positive*: an annotated lesion slice of a positive patient;
 * *negative*: any slice of a negative patient (the phantom's "normal" patients);
@@ -41,7 +42,8 @@ from ...losses.mil import BAG_SIZE, NEGATIVE, POSITIVE, make_bags
 from ...lungs.geometry import to_canonical
 from ...preprocess import resize_slices
 from ...records import StudyRecord
-from ...weakseg.prepare import prepare_stacks
+from ...preprocess.lungbox import LungBox, to_box
+from ...weakseg.prepare import LUNG_BOX, input_box, prepare_stacks
 
 
 @dataclass
@@ -79,27 +81,50 @@ def canonical_slice_order(image: sitk.Image) -> np.ndarray:
     return order.reshape(z)
 
 
-def _mask_at_input_size(path, size: int) -> np.ndarray:
-    """A label file -> (Z, S, S) bool, canonical order, nearest-neighbour resized (nonzero = inside)."""
-    array = sitk.GetArrayFromImage(to_canonical(read_image(path))) != 0
-    return resize_slices(array.astype(np.uint8), size, order=0).astype(bool)
+def _canonical_mask(path) -> np.ndarray:
+    """A label file -> (Z, Y, X) bool in canonical order (nonzero = inside)."""
+    return sitk.GetArrayFromImage(to_canonical(read_image(path))) != 0
+
+
+def _on_input_grid(mask: np.ndarray, size: int, box: Optional[LungBox]) -> np.ndarray:
+    """(Z, Y, X) bool -> the network's input grid: the lung box, or the whole slice resized to ``size``."""
+    if box is not None:
+        return to_box(mask, box, order=0)
+    return resize_slices(mask.astype(np.uint8), size, order=0).astype(bool)
 
 
 def prepare_study(record: StudyRecord, preprocess: dict, with_masks: bool = True) -> PreparedStudy:
-    """Read one study and prepare every slice with ``prepare_stacks(hu, all slices, preprocess)``."""
+    """Read one study and prepare every slice with ``prepare_stacks``, the call inference makes.
+
+    A lung-box network (``preprocess["geometry"] == "lung_box"``) needs the lungs to place its
+    box and to mask its input. The study's own lung mask is used when it has one (the phantom
+    and COVID-19-CT-Seg ship them; it saves the classical segmentation's time per study), else
+    :func:`covidweak.lungs.segment_lungs`, as at inference. Its lung mask on the box is always
+    kept, so that negatives can be drawn from slices with lung only.
+    """
     image = read_ct(record.ct_path)
-    hu = sitk.GetArrayFromImage(to_canonical(image))
+    canonical = to_canonical(image)
+    hu = sitk.GetArrayFromImage(canonical)
     order = canonical_slice_order(image)
     if record.slice_labels is None or len(record.slice_labels) != len(order):
         raise ValueError(f"study {record.study_id} needs one slice label per axial slice")
     labels = [record.slice_labels[k] for k in order]
-    size = int(preprocess["input_size"])
-    stacks = prepare_stacks(hu, range(hu.shape[0]), preprocess).astype(np.float16)
+    size = int(preprocess.get("input_size", 0) or 0)
+    full_lungs = _canonical_mask(record.lung_mask_path) if record.lung_mask_path is not None else None
+    box = None
+    if preprocess.get("geometry") == LUNG_BOX:
+        if full_lungs is None:
+            from ...lungs import segment_lungs
+
+            full_lungs = sitk.GetArrayFromImage(to_canonical(segment_lungs(image))) != 0
+        spacing_x, spacing_y = canonical.GetSpacing()[:2]
+        box = input_box(preprocess, full_lungs, (spacing_y, spacing_x))
+    stacks = prepare_stacks(hu, range(hu.shape[0]), preprocess, full_lungs, box).astype(np.float16)
     lesion = lungs = None
     if with_masks and record.lesion_mask_path is not None:
-        lesion = _mask_at_input_size(record.lesion_mask_path, size)
-    if with_masks and record.lung_mask_path is not None:
-        lungs = _mask_at_input_size(record.lung_mask_path, size)
+        lesion = _on_input_grid(_canonical_mask(record.lesion_mask_path), size, box)
+    if full_lungs is not None and (with_masks or box is not None):
+        lungs = _on_input_grid(full_lungs, size, box)
     negative = all(label == NEGATIVE for label in labels)
     return PreparedStudy(record.study_id, record.patient_id, negative, stacks, labels, lesion, lungs)
 
@@ -115,7 +140,7 @@ def slice_samples(studies: Sequence[PreparedStudy]) -> tuple[list[Sample], list[
         for k, label in enumerate(study.labels):
             if label == POSITIVE:
                 positives.append((s, (k,), 1))
-            elif label == NEGATIVE and study.negative:
+            elif label == NEGATIVE and study.negative and _has_lung(study, (k,)):
                 negatives.append((s, (k,), 0))
     return positives, negatives
 
@@ -125,8 +150,18 @@ def bag_samples(studies: Sequence[PreparedStudy], bag_size: int = BAG_SIZE) -> t
     positives, negatives = [], []
     for s, study in enumerate(studies):
         target = negatives if study.negative else positives
-        target.extend((s, tuple(bag), 0 if study.negative else 1) for bag in make_bags(study.labels, study.negative, bag_size))
+        target.extend((s, tuple(bag), 0 if study.negative else 1) for bag in make_bags(study.labels, study.negative, bag_size)
+                      if not study.negative or _has_lung(study, bag))
     return positives, negatives
+
+
+def _has_lung(study: PreparedStudy, slices) -> bool:
+    """Whether every slice of ``slices`` shows lung (always True when the study keeps no lung mask).
+
+    A negative slice without lung (neck, upper abdomen) teaches nothing about lesions and is
+    trivially lesion-free; the box networks draw negatives from lung slices only.
+    """
+    return study.lungs is None or bool(study.lungs[list(slices)].any(axis=(1, 2)).all())
 
 
 def mask_samples(studies: Sequence[PreparedStudy]) -> tuple[list[Sample], list[Sample]]:
