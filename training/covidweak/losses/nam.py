@@ -34,7 +34,13 @@ from torch.nn import functional as F
 
 T_FG = 0.1  # foreground threshold on sigmoid(D_l): Sect. 3.4 and Table 1 (T_fg = 0.1)
 T_BG = 0.01  # background threshold on sigmoid(D_l): Sect. 3.4 (T_bg = 0.01)
-NAM_RADIUS = 5  # neighbourhood radius r: Sect. 2.2 and Sect. 3.4 (r = 5)
+NAM_RADIUS = 5
+"""Neighbourhood radius r in map cells: Sect. 2.2 and Sect. 3.4 (r = 5).
+
+In the paper a cell is 8 pixels of a 448-pixel slice of a ~360 mm field, ~6.4 mm, so r = 5
+reaches ~32 mm. On the lung box (1.4 mm pixels, stride 4) a cell is 5.6 mm and r = 5 reaches
+28 mm: the same neighbourhood, so the paper's value stands. (On the old 128 x 128 whole-slice
+input a cell was 22 mm and r = 5 covered a whole lung.)"""
 L_NFBD_WEIGHT = 0.5  # weight of L_NFBD in L_all, Eq. 8
 COSINE_EPS = 1e-8
 

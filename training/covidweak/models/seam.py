@@ -32,7 +32,13 @@ from torch.nn import functional as F
 from .cam import LESION_CLASSES, CAMHead
 from .resnet38 import LIGHT, ResNet38, ResNet38Config
 
-SMALL_SCALE = 0.3  # SEAM's training rescale factor for the second view
+SMALL_SCALE = 0.3
+"""SEAM's training rescale factor for the second view, kept at the lung box.
+
+At the paper's 448 x 448 (a ~360 mm field, stride 8) the 0.3 view is a 134-pixel image whose
+17 x 17 map has ~21 mm cells. On the 160 x 224 box at 1.4 mm and stride 4 the same factor gives
+a 48 x 67 view and a 12 x 17 map of ~19 mm cells: the same physical coarseness, so the factor
+keeps its meaning. (At the old whole-slice 128 x 128 input it gave a 5 x 5 map of 70 mm cells.)"""
 PCM_B4_CHANNELS = 64
 PCM_B5_CHANNELS = 128
 PCM_EMBED_CHANNELS = 192
