@@ -31,6 +31,7 @@ from .geometry import covering_box, from_canonical, resample_labels, same_grid, 
 from .masks import FACES, body_mask, fill_holes_per_slice, inside_air
 from .interpolate import interpolate_consolidation
 from .mirror import mirror_consolidation
+from .plausible import check_lungs
 from .ribcage import bony_depth
 from .select import LEFT, LUNG_MIN_ML, RIGHT, pick_lungs
 
@@ -43,8 +44,8 @@ glass as "air" (less to fill back) and lies on the tissue side of partial-volume
 STEPS = 6
 
 
-def _coarse_segmentation(hu: np.ndarray, grid: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
-    """Filled lung labels (uint8 0/1/2) and the airway (bool) on the working grid. Arrays (z, y, x)."""
+def _coarse_segmentation(hu: np.ndarray, grid: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Filled lung labels (uint8 0/1/2), the airway (bool) and the body (bool) on the working grid. Arrays (z, y, x)."""
     spacing_zyx = grid.GetSpacing()[::-1]
     vml = voxel_ml(grid)
     air = hu < AIR_HU
@@ -55,7 +56,7 @@ def _coarse_segmentation(hu: np.ndarray, grid: sitk.Image) -> tuple[np.ndarray, 
     room = body & ~airway
     filled = _fill_both(lungs_air, rest, room, spacing_zyx, bony_depth(hu, body, spacing_zyx))
     filled = mirror_consolidation(filled, hu, room, body, spacing_zyx, AIR_HU, RIGHT, LEFT)
-    return interpolate_consolidation(filled, hu, room, spacing_zyx, AIR_HU, (RIGHT, LEFT)), airway
+    return interpolate_consolidation(filled, hu, room, spacing_zyx, AIR_HU, (RIGHT, LEFT)), airway, body
 
 
 def _fill_both(lungs_air: np.ndarray, rest: np.ndarray, allowed: np.ndarray, spacing_zyx, depth: np.ndarray) -> np.ndarray:
@@ -138,7 +139,8 @@ def segment_lungs(ct: sitk.Image, progress: Progress | None = None) -> sitk.Imag
     pleura); trachea and main bronchi are excluded.
 
     Raises :class:`~covidweak.errors.InputError` for images that are not a CT in
-    HU and when no lung-sized air region is found.
+    HU, when no lung-sized air region is found and when what was found is not a
+    chest's lungs (sinuses, bowel gas, a few lung slices: :mod:`.plausible`).
     """
 
     def step(done: int, message: str) -> None:
@@ -151,7 +153,8 @@ def segment_lungs(ct: sitk.Image, progress: Progress | None = None) -> sitk.Imag
     grid = working_grid(canon)
     coarse_hu = sitk.GetArrayFromImage(smooth_onto(canon, grid))
     step(1, "finding air, body and airway")
-    coarse, airway = _coarse_segmentation(coarse_hu, grid)
+    coarse, airway, body = _coarse_segmentation(coarse_hu, grid)
+    check_lungs(coarse, body, grid.GetSpacing()[::-1])
     step(4, "refining at full resolution")
     if same_grid(canon, grid):
         labels = coarse
