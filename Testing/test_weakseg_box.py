@@ -13,6 +13,7 @@ from covidweak.training.task import TaskData
 from covidweak.training.tasks.weakseg import CamPretrainTask
 from covidweak.training.tasks.weakseg_data import slice_samples
 from covidweak.weakseg.prepare import LUNG_BOX
+from weakseg_fixtures import recorded_short_run
 
 BOX = [48, 64]  # a small box keeps the test fast; the lungs still fit (its spacing grows to hold them)
 BOX_PREPROCESS = {"geometry": LUNG_BOX, "box_shape": BOX}
@@ -49,32 +50,12 @@ def test_negatives_come_from_slices_with_lung_only(box_task):
 
 def test_thirty_step_cpu_run_at_the_box_geometry_lowers_the_loss(tmp_path, box_task):
     from covidweak.training.config import build_config
-    from covidweak.training.loop import fit
-    from covidweak.training.runs import RunFolder
 
     overrides = ["epochs=1", "max_steps=30", "batch_size=8", "accumulate=1", "optim.name=adam", "optim.lr=0.001",
                  "model.backbone=box", "model.pooling=noisy-or", "preprocess.geometry=lung_box", f"preprocess.box_shape={BOX}",
                  "params.augment=false", "log_every=10"]
     config = build_config(box_task, overrides=overrides)
-    losses = []
-    task = box_task
-
-    class Recording:
-        def __getattr__(self, name):
-            return getattr(task, name)
-
-        def train_batches(self, config, epoch, seed):
-            batches = task.train_batches(config, epoch, seed)
-            return [batches[i % len(batches)] for i in range(30)]
-
-        def training_step(self, *args):
-            outputs = task.training_step(*args)
-            losses.append(float(outputs["loss"].detach()))
-            return outputs
-
-    folder = RunFolder(tmp_path / "run")
-    folder.prepare(resume=False)
-    result = fit(Recording(), config, folder, torch.device("cpu"))
+    result, losses = recorded_short_run(box_task, config, tmp_path / "run")
     assert result.step == 30 and all(math.isfinite(v) for v in losses)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
 

@@ -19,6 +19,7 @@ from covidweak.training.tasks.weakseg import (
     UNetTask,
 )
 from covidweak.training.tasks.weakseg_data import bag_samples, slice_samples
+from weakseg_fixtures import recorded_short_run
 
 TASKS = (CamPretrainTask, SeamTask, SeamNamTask, MSeamNamTask, MultiScaleCamTask, UNetTask)
 SIZE = 64
@@ -169,33 +170,12 @@ def test_mseamnam_initialises_from_cam_pretraining(tmp_path, prepared):
 def test_thirty_step_cpu_run_lowers_mseamnam_loss(tmp_path, prepared):
     """30 updates of one bag each through the framework's loop; the smoothed loss goes down."""
     from covidweak.training.config import build_config
-    from covidweak.training.loop import fit
-    from covidweak.training.runs import RunFolder
 
     task = prepared[MSeamNamTask]
     overrides = ["epochs=1", "max_steps=30", "batch_size=8", "accumulate=1", "optim.name=adam", "optim.lr=0.001",
                  f"preprocess.input_size={SIZE}", "params.augment=false", "log_every=10"]
     config = build_config(task, overrides=overrides)
-    losses = []
-
-    class Recording:
-        """The prepared task, cycling its bags to 30 batches and recording each step's loss."""
-
-        def __getattr__(self, name):
-            return getattr(task, name)
-
-        def train_batches(self, config, epoch, seed):
-            batches = task.train_batches(config, epoch, seed)
-            return [batches[i % len(batches)] for i in range(30)]
-
-        def training_step(self, *args):
-            outputs = task.training_step(*args)
-            losses.append(float(outputs["loss"]))
-            return outputs
-
-    folder = RunFolder(tmp_path / "run")
-    folder.prepare(resume=False)
-    result = fit(Recording(), config, folder, torch.device("cpu"))
+    result, losses = recorded_short_run(task, config, tmp_path / "run")
     assert result.step == 30 and len(losses) == 30 and all(math.isfinite(v) for v in losses)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     assert "val_dice" in result.history[-1]

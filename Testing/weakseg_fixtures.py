@@ -40,3 +40,34 @@ def weight_file(folder: Path, method: str = "mscam", name: str | None = None) ->
     model = build_model(method, {"backbone": "light"})
     save_weights(path, model, method, {"backbone": "light"}, {"input_size": INPUT_SIZE})
     return path
+
+
+def recorded_short_run(task, config: dict, run_dir: Path, steps: int = 30):
+    """``steps`` updates of a prepared training task through the framework's loop, cycling its batches.
+
+    Returns (the loop's result, the loss of every step). The task's batches are reused in turn,
+    so a small test phantom gives as many updates as asked.
+    """
+    import torch
+
+    from covidweak.training.loop import fit
+    from covidweak.training.runs import RunFolder
+
+    losses = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(task, name)
+
+        def train_batches(self, config, epoch, seed):
+            batches = task.train_batches(config, epoch, seed)
+            return [batches[i % len(batches)] for i in range(steps)]
+
+        def training_step(self, *args):
+            outputs = task.training_step(*args)
+            losses.append(float(outputs["loss"].detach()))
+            return outputs
+
+    folder = RunFolder(run_dir)
+    folder.prepare(resume=False)
+    return fit(Recording(), config, folder, torch.device("cpu")), losses
