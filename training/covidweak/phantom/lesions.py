@@ -241,8 +241,7 @@ def plan_cap(rng: np.random.Generator, cand: Candidates, scale: float, lesion_sc
         out.append(_lesion(rng, len(out) + 1, spot, _fill_radius(rng, coverage, target, FILL_RADIUS_MM, scale),
                            CONSOLIDATION, halo=False, elongation=elongation))
         coverage.add(out[-1])
-    low, high = SMALL_COUNT["cap"]
-    satellites = list(rng.uniform(*SMALL_RADIUS_MM, int(rng.integers(low, high + 1))))
+    satellites = list(rng.uniform(*SMALL_RADIUS_MM, int(rng.integers(SMALL_COUNT["cap"][0], SMALL_COUNT["cap"][1] + 1))))
     if rng.random() < 0.4:
         satellites.append(rng.uniform(7, 14))
     near = np.exp(-np.linalg.norm(cand.points - centre, axis=1) / (50 * scale)) * (cand.lung == lung)
