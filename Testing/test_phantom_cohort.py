@@ -7,7 +7,7 @@ from covidweak.errors import InputError
 from covidweak.phantom import PhantomConfig, generate_dataset
 from covidweak.phantom.burden import (CT_BANDS, MILDEST_INVOLVEMENT, MOSMED_CT_SHARES, draw_burden,
                                       involvement_category)
-from covidweak.phantom import cohort_stats, cohort_table
+from covidweak.phantom.cohort import cohort_stats, cohort_table
 from covidweak.phantom.config import GENERATOR_VERSION
 
 

@@ -74,8 +74,6 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
 
     The anatomy depends only on ``patient_seed``; lesions on the seed and ``pattern``
     (their course over ``study_index``); noise and weak-label sampling on the study.
-    ``meta["burden"]`` holds the patient's drawn CT category and baseline involvement target
-    (None for "normal"), ``meta["lung_involvement"]`` this study's lesion / lung voxels.
     """
     check_pattern(pattern)
     config.validate()
