@@ -122,10 +122,8 @@ SMALL_RADIUS_MM = (3.0, 9.0)
 slices at 5 mm. Every positive patient keeps some, whatever its burden."""
 SMALL_COUNT = {"covid": (2, 5), "cap": (1, 3)}
 """Small lesions per patient (inclusive): COVID-19 is multifocal; CAP's are satellite nodules."""
-FILL_RADIUS_MM = (9.0, 70.0)
-"""Peak radius (reference mm) of the lesions added to reach a patient's target involvement;
-up to 70 mm so that CT-3/CT-4 lungs fill with confluent patches within MAX_LESIONS (at 50 mm
-a 66 % target stalled at 59 %, subpleural patches losing half their volume to the pleura)."""
+FILL_RADIUS_MM = (9.0, 50.0)
+"""Peak radius (reference mm) of the lesions added to reach a patient's target involvement."""
 FILL_SHARE = (0.8, 1.2)
 """Each added lesion's radius as a share of the radius that would hold all the missing volume."""
 CAP_RADIUS_MM = (20.0, 55.0)
@@ -135,10 +133,9 @@ MAX_LESIONS = 48
 COVID_TYPES = ((GGO, CRAZY_PAVING, CONSOLIDATION), (0.72, 0.16, 0.12))
 """Type of each drawn COVID-19 lesion, as in generator 1.1: GGO dominates, as in the 70 %
 GGO by count of Wu et al.'s own patients (Table 7); follow-ups turn some into consolidation."""
-COVERED_WEIGHT = 0.0
-"""Placement weight of lung already covered: added lesions are centred in fresh lung, so a
-severe patient's lesions spread over both lungs instead of piling up on the subpleural
-band (any weight there outweighs the deep lung, which ``exp(-depth / 7 mm)`` all but excludes)."""
+COVERED_WEIGHT = 0.05
+"""Placement weight of lung already covered: new lesions go mostly to fresh lung, so a
+severe patient's lesions spread over both lungs instead of piling up."""
 CAP_SPREAD_AT = 0.7
 """CAP stays in one lung until this share of it is covered (multilobar, then bilateral)."""
 
