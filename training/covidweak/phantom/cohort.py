@@ -47,7 +47,6 @@ def _study_figures(root: Path, row: dict) -> dict:
         "counts": np.bincount([l["type"] for l in meta["lesions"]], minlength=4)[1:4],
         "small": sum(l["volume_ml"] < small_ml for l in meta["lesions"]),
         "n_lesions": len(meta["lesions"]),
-        "drawn_category": (meta.get("burden") or {}).get("ct_category"),  # None before generator 1.2
     }
 
 
@@ -56,9 +55,7 @@ def cohort_stats(folder) -> dict:
 
     Returns a dict: ``studies``/``positive_studies`` counts; ``involvement`` (the positive
     studies' lesion / lung voxel fractions, sorted) and its ``median``; ``ct_shares``
-    {1..4: share of positive studies in MosMedData's category}, ``drawn_ct_shares`` (the
-    categories the generator drew, from meta.json) and ``category_agreement`` (share of
-    positive studies whose measured category is the drawn one); slice shares with lesion
+    {1..4: share of positive studies in MosMedData's category}; slice shares with lesion
     ``slices_all`` (every study, negatives included), ``slices_positive`` (studies of
     positive patients), ``slices_positive_lung`` (their slices holding lung);
     ``small_per_patient`` (share of positive studies with a small lesion) and
@@ -75,7 +72,6 @@ def cohort_stats(folder) -> dict:
     positive = [f for f in figures if f["diagnosis"] != "normal"]
     involvement = sorted(f["involvement"] for f in positive)
     categories = [involvement_category(v) for v in involvement]
-    drawn = [f["drawn_category"] for f in positive]
 
     def share(rows, key, total="slices"):
         return sum(f[key] for f in rows) / max(sum(f[total] for f in rows), 1)
@@ -86,9 +82,6 @@ def cohort_stats(folder) -> dict:
         "involvement": involvement,
         "median": float(np.median(involvement)) if involvement else 0.0,
         "ct_shares": {k: categories.count(k) / max(len(positive), 1) for k in CT_BANDS},
-        "drawn_ct_shares": {k: drawn.count(k) / max(len(positive), 1) for k in CT_BANDS},
-        "category_agreement": float(np.mean([involvement_category(f["involvement"]) == f["drawn_category"]
-                                             for f in positive])) if positive else 0.0,
         "slices_all": share(figures, "lesion_slices"),
         "slices_positive": share(positive, "lesion_slices"),
         "slices_positive_lung": share(positive, "lesion_slices", "lung_slices"),
@@ -125,10 +118,9 @@ def cohort_table(stats: dict) -> str:
     ]
     names = {1: "CT-1 (< 25 %)", 2: "CT-2 (25-50 %)", 3: "CT-3 (50-75 %)", 4: "CT-4 (≥ 75 %)"}
     for k in CT_BANDS:
-        lines.append(f"| positive studies in {names[k]} (drawn) | {_pct(stats['ct_shares'][k])} "
-                     f"({_pct(stats['drawn_ct_shares'][k])}) | MosMedData {_pct(MOSMED_CT_SHARES[k])} |")
+        lines.append(f"| positive studies in {names[k]} | {_pct(stats['ct_shares'][k])} | "
+                     f"MosMedData {_pct(MOSMED_CT_SHARES[k])} |")
     lines += [
-        f"| positive studies measured in the category drawn for them | {_pct(stats['category_agreement'])} | – |",
         f"| lung involvement of positive studies, median (quartiles) | {_pct(stats['median'])} "
         f"({_pct(q1)}–{_pct(q3)}) | – |",
         f"| slices with lesion, all slices of the cohort ({stats['studies'] - stats['positive_studies']} of "

@@ -7,9 +7,6 @@ Placement follows the CT literature summarised in the DuCN, Wu and Hu papers:
 COVID-19 is multifocal, bilateral, peripheral/subpleural and lower-zone
 predominant; community-acquired pneumonia (CAP) is mostly a single lobar or
 segmental consolidation lying more centrally.
-How much of the lung a patient's lesions fill comes from ``burden`` (MosMedData's CT
-categories): the planners add lesions until a lattice estimate of the baseline study's
-involvement reaches the patient's target, after a few small lesions every patient keeps.
 """
 
 from __future__ import annotations
@@ -129,10 +126,9 @@ FILL_SHARE = (0.8, 1.2)
 CAP_RADIUS_MM = (20.0, 55.0)
 """Peak radius of CAP's main lobar/segmental consolidation (the old fixed 24-38 mm sits inside)."""
 MAX_LESIONS = 48
-"""Lesions per patient at most (ids are uint8); a CT-3 patient needs up to about 40."""
+"""Lesions per patient at most (ids are uint8); a severe patient needs about 20-35."""
 COVID_TYPES = ((GGO, CRAZY_PAVING, CONSOLIDATION), (0.72, 0.16, 0.12))
-"""Type of each drawn COVID-19 lesion, as in generator 1.1: GGO dominates, as in the 70 %
-GGO by count of Wu et al.'s own patients (Table 7); follow-ups turn some into consolidation."""
+"""GGO dominates early COVID-19; crazy-paving and consolidation are the minority (Wu et al. Sec. 1)."""
 COVERED_WEIGHT = 0.05
 """Placement weight of lung already covered: new lesions go mostly to fresh lung, so a
 severe patient's lesions spread over both lungs instead of piling up."""
@@ -238,13 +234,13 @@ def plan_cap(rng: np.random.Generator, cand: Candidates, scale: float, lesion_sc
         out.append(_lesion(rng, len(out) + 1, spot, _fill_radius(rng, coverage, target, FILL_RADIUS_MM, scale),
                            CONSOLIDATION, halo=False, elongation=elongation))
         coverage.add(out[-1])
-    satellites = list(rng.uniform(*SMALL_RADIUS_MM, int(rng.integers(SMALL_COUNT["cap"][0], SMALL_COUNT["cap"][1] + 1))))
+    satellites = [(r, GGO) for r in rng.uniform(*SMALL_RADIUS_MM, int(rng.integers(SMALL_COUNT["cap"][0], SMALL_COUNT["cap"][1] + 1)))]
     if rng.random() < 0.4:
-        satellites.append(rng.uniform(7, 14))
-    near = np.exp(-np.linalg.norm(cand.points - centre, axis=1) / (50 * scale)) * (cand.lung == lung)
-    for radius in satellites:  # GGO nodules near the main consolidation, in its lung
+        satellites.append((rng.uniform(7, 14), GGO))
+    for radius, kind in satellites:
+        near = np.exp(-np.linalg.norm(cand.points - centre, axis=1) / (50 * scale)) * (cand.lung == lung)
         spot = cand.points[_pick(rng, cand, near * weight + 1e-12, lung)]
-        out.append(_lesion(rng, len(out) + 1, spot, radius * scale, GGO, halo=False))
+        out.append(_lesion(rng, len(out) + 1, spot, radius * scale, kind, halo=False))
         coverage.add(out[-1])
     return Plan(_scaled(out, lesion_scale), category, target, coverage.fraction())
 
