@@ -40,10 +40,10 @@ def test_box_at_canonical_spacing_is_a_plain_crop():
     ct = np.random.default_rng(0).normal(size=(5, 256, 256)).astype(np.float32)
     cut = to_box(ct, box)
     y0, x0 = (int(o) for o in box.origin)
-    # Box pixel (i, j) is CT pixel (y0 + i, x0 + j); beyond the CT the fill value.
-    inner = cut[:, max(0, -y0):, max(0, -x0):]
-    np.testing.assert_array_equal(inner[:, :min(inner.shape[1], 256 - max(y0, 0)), :min(inner.shape[2], 256 - max(x0, 0))],
-                                  ct[:, max(y0, 0):max(y0, 0) + inner.shape[1], max(x0, 0):max(x0, 0) + inner.shape[2]])
+    h, w = BOX_SHAPE
+    assert 0 <= y0 and y0 + h <= 256 and 0 <= x0 and x0 + w <= 256  # this box lies inside the CT
+    # Box pixel (i, j) is CT pixel (y0 + i, x0 + j).
+    np.testing.assert_array_equal(cut, ct[:, y0:y0 + h, x0:x0 + w])
     back = from_box(cut, box, fill=np.nan)
     covered = ~np.isnan(back)
     np.testing.assert_array_equal(back[covered], ct[covered])  # bit for bit where the box lies

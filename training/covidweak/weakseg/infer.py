@@ -115,9 +115,7 @@ def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], devic
     import torch
     from torch.nn import functional as F
 
-    from ..models import lesion_logits
-
-    from ..models.factory import ABSENT_LOGIT
+    from ..models.factory import ABSENT_LOGIT, lesion_logits
     from ..preprocess.lungbox import from_box
 
     x = torch.from_numpy(stacks).to(device)

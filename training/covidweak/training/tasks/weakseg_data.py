@@ -41,8 +41,8 @@ from ...io import read_ct, read_image
 from ...losses.mil import BAG_SIZE, NEGATIVE, POSITIVE, make_bags
 from ...lungs.geometry import to_canonical
 from ...preprocess import resize_slices
-from ...records import StudyRecord
 from ...preprocess.lungbox import LungBox, to_box
+from ...records import StudyRecord
 from ...weakseg.prepare import LUNG_BOX, input_box, prepare_stacks
 
 
@@ -109,7 +109,7 @@ def prepare_study(record: StudyRecord, preprocess: dict, with_masks: bool = True
     if record.slice_labels is None or len(record.slice_labels) != len(order):
         raise ValueError(f"study {record.study_id} needs one slice label per axial slice")
     labels = [record.slice_labels[k] for k in order]
-    size = int(preprocess.get("input_size", 0) or 0)
+    size = int(preprocess["input_size"])
     full_lungs = _canonical_mask(record.lung_mask_path) if record.lung_mask_path is not None else None
     box = None
     if preprocess.get("geometry") == LUNG_BOX:
