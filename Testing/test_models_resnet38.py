@@ -34,7 +34,7 @@ def test_box_configuration_keeps_stride_4_and_the_nam_taps():
     # B3, B4, B5 and the CAM features all at 40 x 56: a quarter of the 160 x 224 lung box.
     for f, channels in zip(feats, c):
         assert f.shape == (2, channels, 40, 56)
-    assert 0.5e6 < n_params(net) < 1.5e6  # trains on a 2-core CPU
+    assert 0.15e6 < n_params(net) < 0.5e6  # trains on a 2-core CPU at ~20 slices/s
 
 
 def test_box_stride_4_sees_as_far_as_stride_8():
