@@ -47,6 +47,9 @@ def test_without_a_recorded_seed_all_studies_are_used(phantom_dir):
     assert chosen == records and how["split"] == "all"
     chosen, how = select_records(records, "test", {"seed": 3})
     assert 0 < len(chosen) < len(records) and how == {**how, "split": "test", "seed": 3}
+    # Thresholds are chosen on the run's validation patients, which are never its test patients.
+    val, how = select_records(records, "val", {"seed": 3, "fractions": [0.5, 0.25, 0.25]})
+    assert val and how["split"] == "val" and not {r.patient_id for r in val} & {r.patient_id for r in chosen}
 
 
 def test_evaluate_command_on_the_phantom(phantom_dir, tmp_path, capsys):
@@ -60,7 +63,12 @@ def test_evaluate_command_on_the_phantom(phantom_dir, tmp_path, capsys):
     assert [row["t_fg"] for row in entry["sweep"]] == list(SWEEP_T_FG)
     assert entry["table"]["all"]["patients"] == 4 and entry["table"]["positive"]["patients"] >= 1
     assert all(0.0 <= p["dice"] <= 1.0 for p in entry["patients"])
-    assert "| mscam |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| mscam |" in printed and "| unet: T_fg | 0.1 | 0.2 |" in printed
+    sweep = tmp_path / "sweep.json"
+    assert main(["evaluate", "weakseg", "--data", str(phantom_dir), "--out", str(sweep), "--methods", "unet",
+                 "--weights", weights[1], "--split", "all", "--device", "cpu", "--sweep", "0.02", "0.05"]) == 0
+    assert [row["t_fg"] for row in json.loads(sweep.read_text())["methods"]["unet"]["sweep"]] == [0.02, 0.05]
     assert main(["evaluate", "weakseg", "--data", str(phantom_dir), "--out", str(out), "--methods", "unet",
                  "--weights", *weights]) == 2
 

@@ -16,16 +16,20 @@ DESCRIPTION = (
 
 
 def add_task_parser(tasks) -> None:
+    from ..weakseg.evaluate import SWEEP_T_FG
     from ..weakseg.infer import DEFAULT_BATCH_SIZE, T_BG, T_FG
 
     weakseg = tasks.add_parser("weakseg", help="CT lesion segmentation (Table 1 of M-SEAM-NAM)", description=DESCRIPTION)
     weakseg.add_argument("--data", type=Path, required=True, help="dataset folder with lesion masks (e.g. a phantom)")
     weakseg.add_argument("--out", type=Path, required=True, help="JSON report to write")
     add_model_arguments(weakseg, multiple=True)
-    weakseg.add_argument("--split", choices=("test", "all"), default="test",
-                         help="test: the training run's held-out patients (seed from the weights), all: every study")
+    weakseg.add_argument("--split", choices=("test", "val", "all"), default="test",
+                         help="test: the training run's held-out patients (seed from the weights); val: its validation "
+                              "patients, where thresholds are chosen; all: every study")
     weakseg.add_argument("--t-fg", type=float, default=T_FG, help=f"foreground threshold for Table 1 (default: {T_FG})")
     weakseg.add_argument("--t-bg", type=float, default=T_BG, help=f"background threshold (default: {T_BG})")
+    weakseg.add_argument("--sweep", type=float, nargs="+", default=list(SWEEP_T_FG), metavar="T",
+                         help="thresholds scored from the same maps (default: Fig. 3's " + " ".join(map(str, SWEEP_T_FG)) + ")")
     weakseg.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="slices per network batch")
     add_device_argument(weakseg)
     weakseg.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -45,7 +49,7 @@ def run(args) -> int:
     if args.out.exists() and not args.overwrite:
         raise InputError(f"report {args.out} already exists: choose another --out or pass --overwrite")
     report = evaluate_methods(args.data, args.methods, args.weights, args.split, args.t_fg, args.t_bg, args.device,
-                              args.batch_size, tqdm_progress("evaluate"))
+                              args.batch_size, tqdm_progress("evaluate"), args.sweep)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(markdown_table(report))

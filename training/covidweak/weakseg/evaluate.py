@@ -76,9 +76,10 @@ def table(patients: Sequence[dict]) -> dict:
 def select_records(records: list, split: str, info: dict) -> tuple[list, dict]:
     """The studies to evaluate and how they were chosen.
 
-    ``split="test"`` re-creates the training run's patient split from the seed (and fractions)
-    recorded in the weights' info; without a recorded seed every study is used and the
-    report says so, since a test split of unknown seed could overlap the training patients.
+    ``split="test"`` (or ``"val"``) re-creates the training run's patient split from the seed
+    (and fractions) recorded in the weights' info; without a recorded seed every study is used
+    and the report says so, since a test split of unknown seed could overlap the training
+    patients. ``"val"`` is where a threshold is chosen: the run's validation patients.
     """
     from ..datasets import split_by_patient
     from ..datasets.splits import DEFAULT_FRACTIONS
@@ -88,19 +89,20 @@ def select_records(records: list, split: str, info: dict) -> tuple[list, dict]:
         reason = "requested" if split == "all" else "the weights record no split seed"
         return records, {"split": "all", "reason": reason, "studies": len(records)}
     fractions = info.get("fractions") or DEFAULT_FRACTIONS
-    chosen = split_by_patient(records, fractions, seed=int(seed))["test"]
-    return chosen, {"split": "test", "seed": int(seed), "fractions": list(fractions), "studies": len(chosen)}
+    chosen = split_by_patient(records, fractions, seed=int(seed))[split]
+    return chosen, {"split": split, "seed": int(seed), "fractions": list(fractions), "studies": len(chosen)}
 
 
 def evaluate_model(records: list, model, t_fg: float = T_FG, t_bg: float = T_BG, device: str = "auto",
-                   batch_size: int = DEFAULT_BATCH_SIZE, progress: Optional[Progress] = None) -> dict:
-    """Per-patient metrics at ``t_fg`` and for :data:`SWEEP_T_FG` of one model on ``records``.
+                   batch_size: int = DEFAULT_BATCH_SIZE, progress: Optional[Progress] = None,
+                   sweep: Sequence[float] = SWEEP_T_FG) -> dict:
+    """Per-patient metrics at ``t_fg`` and at each threshold of ``sweep`` of one model on ``records``.
 
     Lungs come from each record's lung mask when it has one, else from the classical segmentation.
     """
     from ..io import read_ct, read_image
 
-    thresholds = sorted(set(SWEEP_T_FG) | {t_fg})
+    thresholds = sorted(set(sweep) | {t_fg})
     counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((len(thresholds), 3), dtype=np.int64))
     diagnoses: dict[str, str] = {}
     progress = progress or Progress()
@@ -116,12 +118,13 @@ def evaluate_model(records: list, model, t_fg: float = T_FG, t_bg: float = T_BG,
     at = {t: [dict(patient_metrics(*counts[p][i]), patient_id=p, diagnosis=diagnoses[p]) for p in sorted(counts)]
           for i, t in enumerate(thresholds)}
     return {"t_fg": t_fg, "t_bg": t_bg, "table": table(at[t_fg]), "patients": at[t_fg],
-            "sweep": [{"t_fg": t, **table(at[t])} for t in SWEEP_T_FG]}
+            "sweep": [{"t_fg": t, **table(at[t])} for t in sweep]}
 
 
 def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Sequence[str]] = None, split: str = "test",
                      t_fg: float = T_FG, t_bg: float = T_BG, device: str = "auto",
-                     batch_size: int = DEFAULT_BATCH_SIZE, progress: Optional[Progress] = None) -> dict:
+                     batch_size: int = DEFAULT_BATCH_SIZE, progress: Optional[Progress] = None,
+                     sweep: Sequence[float] = SWEEP_T_FG) -> dict:
     """The report of ``covidweak evaluate weakseg``: one entry per method, keyed by :func:`row_names`.
 
     Studies need a ground-truth lesion mask (the phantom and COVID-19-CT-Seg have them).
@@ -142,7 +145,7 @@ def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Seque
     for method, source, name in zip(methods, sources, row_names(methods, sources)):
         model = load_weights(source, method=method)
         chosen, selection = select_records(records, split, model.info)
-        entry = evaluate_model(chosen, model, t_fg, t_bg, device, batch_size, progress)
+        entry = evaluate_model(chosen, model, t_fg, t_bg, device, batch_size, progress, sweep)
         report["methods"][name] = {"method": method, "weights": str(model.path), "weights_sha256": model.sha256,
                                    **selection, **entry}
     return report
@@ -172,7 +175,9 @@ def markdown_table(report: dict) -> str:
         lines.append(f"| {method} | {_cell(t['positive']['dice'])} | {_cell(t['positive']['recall'])} | "
                      f"{_cell(t['positive']['precision'])} | {_cell(t['negative']['dice'])} | {_cell(t['all']['dice'])} | "
                      f"{t['positive']['patients']}/{t['negative']['patients']} |")
-    lines += ["", "| Positive Dice | " + " | ".join(f"T_fg {t}" for t in SWEEP_T_FG) + " |", "|" + "---|" * (len(SWEEP_T_FG) + 1)]
     for method, entry in report["methods"].items():
-        lines.append(f"| {method} | " + " | ".join(_cell(row["positive"]["dice"]) for row in entry["sweep"]) + " |")
+        sweep = [row["t_fg"] for row in entry["sweep"]]
+        lines += ["", f"| {method}: T_fg | " + " | ".join(f"{t:g}" for t in sweep) + " |", "|" + "---|" * (len(sweep) + 1)]
+        for group, label in (("positive", "positive Dice"), ("negative", "negative Dice")):
+            lines.append(f"| {label} | " + " | ".join(_cell(row[group]["dice"]) for row in entry["sweep"]) + " |")
     return "\n".join(lines)
