@@ -36,6 +36,8 @@ def test_integers_are_accepted_for_floats(task):
     ("preprocess.size=big", "preprocess.size"),
     ("optim=0.1", "optim"),
     ("early_stopping.patience=two", "early_stopping.patience"),
+    ("optim.clip_norm=0", "optim.clip_norm"),
+    ("optim.clip_norm=big", "optim.clip_norm"),
 ])
 def test_a_wrong_key_or_value_is_named(task, override, named):
     with pytest.raises(InputError, match=f"'{named}'"):

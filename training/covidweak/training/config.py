@@ -35,7 +35,8 @@ FRAMEWORK_DEFAULTS: dict[str, Any] = {
     "max_steps": None,  # optimiser updates; ends training early and sets the schedule's length
     "batch_size": 8,  # global: split over ranks under torchrun
     "accumulate": 1,
-    "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "betas": [0.9, 0.999], "weight_decay": 0.0},
+    # clip_norm: largest global gradient norm per update (null: no clipping)
+    "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "betas": [0.9, 0.999], "weight_decay": 0.0, "clip_norm": None},
     "schedule": {"name": "constant", "step_epochs": 20, "gamma": 0.5, "power": 0.9},
     "amp": "none",
     "channels_last": False,
@@ -49,6 +50,7 @@ FRAMEWORK_DEFAULTS: dict[str, Any] = {
 NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
     "data.max_studies": (int,),
     "max_steps": (int,),
+    "optim.clip_norm": (int, float),
     "early_stopping.patience": (int,),
 }
 """Keys whose default is null, with the type a non-null value must have."""
@@ -60,6 +62,7 @@ CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "amp": AMP_MODE
            "params.equivariance": EQUIVARIANCE_MAPS}
 POSITIVE_INTS = ("epochs", "batch_size", "accumulate", "log_every", "keep_last", "max_steps",
                  "data.max_studies", "early_stopping.patience")
+POSITIVE_NUMBERS = ("optim.clip_norm",)
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
@@ -157,6 +160,8 @@ def _check_value(key: str, value: Any, default: Any, source: str) -> Any:
         raise InputError(f"{source}: '{key}' is '{value}', choose one of {', '.join(map(str, CHOICES[key]))}")
     if key in POSITIVE_INTS and value < 1:
         raise InputError(f"{source}: '{key}' must be at least 1, got {value}; fix the value")
+    if key in POSITIVE_NUMBERS and value <= 0:
+        raise InputError(f"{source}: '{key}' must be above 0, got {value}; fix the value or set it to null")
     return value
 
 

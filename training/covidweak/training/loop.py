@@ -241,6 +241,12 @@ def _train_epoch(task, config, model, optimizer, scheduler, position, world, dev
         if not updates:
             continue
         lr = scheduler.get_last_lr()[0]
+        if config["optim"]["clip_norm"] is not None:
+            # A noisy-OR slice score sums softplus over thousands of pixels: one negative slice
+            # with a few confident pixels gives a loss (and gradient) tens of times the usual one.
+            from torch.nn.utils import clip_grad_norm_
+
+            clip_grad_norm_(model.parameters(), float(config["optim"]["clip_norm"]))
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
