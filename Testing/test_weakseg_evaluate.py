@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from covidweak.cli import main
-from covidweak.weakseg.evaluate import SWEEP_T_FG, confusion_counts, patient_metrics, select_records, table
+from covidweak.errors import InputError
+from covidweak.weakseg.evaluate import SWEEP_T_FG, chosen_t_fg, confusion_counts, patient_metrics, select_records, table
 from weakseg_fixtures import weight_file
 
 
@@ -52,6 +53,19 @@ def test_without_a_recorded_seed_all_studies_are_used(phantom_dir):
     assert val and how["split"] == "val" and not {r.patient_id for r in val} & {r.patient_id for r in chosen}
 
 
+def test_t_fg_is_chosen_by_mean_dice_over_all_validation_patients():
+    def row(t, dice):
+        return {"t_fg": t, "all": {"dice": {"mean": dice}}}
+
+    report = {"methods": {"cam": {"method": "cam", "split": "val", "sweep": [row(0.1, 0.4), row(0.3, 0.7), row(0.5, 0.7)]}}}
+    assert chosen_t_fg(report, "cam") == 0.3  # best all-patient Dice; the tie goes to the lower threshold
+    with pytest.raises(InputError, match="no T_fg sweep for unet"):
+        chosen_t_fg(report, "unet")
+    report["methods"]["cam"]["split"] = "test"
+    with pytest.raises(InputError, match="validation patients"):
+        chosen_t_fg(report, "cam")
+
+
 def test_evaluate_command_on_the_phantom(phantom_dir, tmp_path, capsys):
     weights = [str(weight_file(tmp_path, m)) for m in ("mscam", "unet")]
     out = tmp_path / "report.json"
@@ -69,6 +83,11 @@ def test_evaluate_command_on_the_phantom(phantom_dir, tmp_path, capsys):
     assert main(["evaluate", "weakseg", "--data", str(phantom_dir), "--out", str(sweep), "--methods", "unet",
                  "--weights", weights[1], "--split", "all", "--device", "cpu", "--sweep", "0.02", "0.05"]) == 0
     assert [row["t_fg"] for row in json.loads(sweep.read_text())["methods"]["unet"]["sweep"]] == [0.02, 0.05]
+    chosen = tmp_path / "chosen.json"
+    assert main(["evaluate", "weakseg", "--data", str(phantom_dir), "--out", str(chosen), "--methods", "unet",
+                 "--weights", weights[1], "--split", "all", "--device", "cpu", "--t-fg-from", str(sweep)]) == 0
+    report = json.loads(chosen.read_text())
+    assert report["methods"]["unet"]["t_fg"] in (0.02, 0.05) and report["t_fg_chosen_on"] == str(sweep)
     assert main(["evaluate", "weakseg", "--data", str(phantom_dir), "--out", str(out), "--methods", "unet",
                  "--weights", *weights]) == 2
 

@@ -139,7 +139,7 @@ def test_validate_reports_patient_dice(prepared):
     task = prepared[CamPretrainTask]
     torch.manual_seed(0)
     metrics = task.validate(task.build_model(config_for(task)), config_for(task), torch.device("cpu"))
-    assert task.selection_metric == "val_dice" and task.higher_is_better
+    assert task.selection_metric == "val_dice_all" and task.higher_is_better
     assert metrics["val_positive_patients"] == 1 and metrics["val_negative_patients"] == 1
     for key in ("val_dice", "val_dice_negative", "val_dice_all"):
         assert 0.0 <= metrics[key] <= 1.0

@@ -27,6 +27,9 @@ def add_task_parser(tasks) -> None:
                          help="test: the training run's held-out patients (seed from the weights); val: its validation "
                               "patients, where thresholds are chosen; all: every study")
     weakseg.add_argument("--t-fg", type=float, default=T_FG, help=f"foreground threshold for Table 1 (default: {T_FG})")
+    weakseg.add_argument("--t-fg-from", type=Path, default=None, metavar="VAL_REPORT",
+                         help="take T_fg from a report of --split val: the threshold of its sweep with the best mean "
+                              "Dice over all patients (one method only)")
     weakseg.add_argument("--t-bg", type=float, default=T_BG, help=f"background threshold (default: {T_BG})")
     weakseg.add_argument("--sweep", type=float, nargs="+", default=list(SWEEP_T_FG), metavar="T",
                          help="thresholds scored from the same maps (default: Fig. 3's " + " ".join(map(str, SWEEP_T_FG)) + ")")
@@ -40,7 +43,7 @@ def run(args) -> int:
     from ..errors import InputError
     from ..models import METHODS
     from ..progress import tqdm_progress
-    from ..weakseg.evaluate import evaluate_methods, markdown_table
+    from ..weakseg.evaluate import chosen_t_fg, evaluate_methods, markdown_table
     from ..weakseg.outputs import write_text
 
     unknown = [m for m in args.methods if m not in METHODS]
@@ -48,8 +51,20 @@ def run(args) -> int:
         raise InputError(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(METHODS)}")
     if args.out.exists() and not args.overwrite:
         raise InputError(f"report {args.out} already exists: choose another --out or pass --overwrite")
-    report = evaluate_methods(args.data, args.methods, args.weights, args.split, args.t_fg, args.t_bg, args.device,
+    t_fg = args.t_fg
+    if args.t_fg_from is not None:
+        if len(args.methods) != 1:
+            raise InputError("--t-fg-from chooses one method's threshold: evaluate one method per call")
+        try:
+            t_fg = chosen_t_fg(json.loads(args.t_fg_from.read_text()), args.methods[0])
+        except (OSError, ValueError) as error:
+            raise InputError(f"cannot read the validation report {args.t_fg_from} ({error}); pass the JSON that "
+                             "`covidweak evaluate weakseg --split val` wrote") from None
+        print(f"T_fg {t_fg} (chosen on the validation report {args.t_fg_from})")
+    report = evaluate_methods(args.data, args.methods, args.weights, args.split, t_fg, args.t_bg, args.device,
                               args.batch_size, tqdm_progress("evaluate"), args.sweep)
+    if args.t_fg_from is not None:
+        report["t_fg_chosen_on"] = str(args.t_fg_from)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(markdown_table(report))

@@ -73,6 +73,24 @@ def table(patients: Sequence[dict]) -> dict:
     return out
 
 
+def chosen_t_fg(report: dict, method: str) -> float:
+    """The threshold of ``method``'s sweep in a validation report with the best mean Dice over all patients.
+
+    Mean over positive and negative patients (Table 1's "all" column), so a threshold that
+    finds more lesion by marking normal patients is not preferred. Ties go to the lower threshold.
+    Raises InputError when the report has no sweep for ``method``.
+    """
+    from ..errors import InputError
+
+    entries = [e for e in report.get("methods", {}).values() if e.get("method") == method]
+    if not entries or not entries[0].get("sweep"):
+        raise InputError(f"the validation report has no T_fg sweep for {method}: run `covidweak evaluate weakseg "
+                         f"--split val --methods {method} ...` first")
+    if entries[0].get("split") == "test":
+        raise InputError("the report scores test patients: choose T_fg on validation patients (--split val)")
+    return max(entries[0]["sweep"], key=lambda row: (row["all"]["dice"]["mean"] or 0.0, -row["t_fg"]))["t_fg"]
+
+
 def select_records(records: list, split: str, info: dict) -> tuple[list, dict]:
     """The studies to evaluate and how they were chosen.
 

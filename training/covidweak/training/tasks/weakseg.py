@@ -104,7 +104,9 @@ class WeakSegTask:
     scalar to backpropagate (y: (B, 1) labels; mask: (N, 1, S, S) or None).
     """
 
-    selection_metric = "val_dice"
+    # The best checkpoint has the best mean Dice over positive *and* normal validation patients:
+    # positive Dice alone rewards a model that marks every normal patient as well.
+    selection_metric = "val_dice_all"
     higher_is_better = True
     name: str
     method: str

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Usage: scripts/weakseg_box.sh WORK
+#
+# Table 1 of M-SEAM-NAM at the 1.4 mm lung-box geometry, every method trained on this CPU:
+#   data   190 training patients (seed 41000, 35 % normal; the run splits them 84/16 by patient
+#          into training and validation), 30 test patients (seed 42000), and two more test
+#          cohorts of other sizes and slice counts (224²×56, seed 43000; 288²×36, seed 44000);
+#          all at --lesion-scale 2, one study per patient;
+#   train  the box CAM with noisy-OR pooling (the CAM row and the start of the SEAM family),
+#          M-SEAM-NAM, the U-Net on the sparse masks, SEAM, SEAM + NAM, multi-scale CAM, and the
+#          CAM with the paper's GAP pooling (the pooling ablation); each a .box config;
+#   choose T_fg per method on the validation patients (the best mean Dice over positive and
+#          negative patients of --sweep), never on a test cohort;
+#   score  `covidweak evaluate weakseg --split all` of every file on the three test cohorts at
+#          its chosen T_fg -> WORK/table1-<cohort>.json.
+# A stage whose output exists is skipped, so the script resumes after an interruption; lengths
+# come from the configs (CAM_EPOCHS overrides the CAM's 18 epochs).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+work=$1
+read -ra cw <<< "${COVIDWEAK:-$root/.venv/bin/covidweak}"
+mkdir -p "$work/models" "$work/eval"
+stage() { echo "[$(date +%T)] $*"; }
+split=(--set "data.fractions=[0.84,0.16,0.0]")
+
+phantom() {  # phantom DIR ARGS...
+  local dir=$1; shift
+  [ -f "$work/$dir/manifest.csv" ] || "${cw[@]}" phantom --out "$work/$dir" --studies-per-patient 1 --lesion-scale 2 "$@" > /dev/null
+}
+phantom train --patients 190 --seed 41000 --mix covid=0.45,cap=0.2,normal=0.35
+phantom test --patients 30 --seed 42000 --mix covid=0.35,cap=0.2,normal=0.45
+phantom test-224x56 --patients 30 --seed 43000 --mix covid=0.35,cap=0.2,normal=0.45 --size 224 --slices 56
+phantom test-288x36 --patients 30 --seed 44000 --mix covid=0.35,cap=0.2,normal=0.45 --size 288 --slices 36
+
+train() {  # train TASK NAME ARGS...: one run folder per NAME, resumed if interrupted
+  local task=$1 name=$2; shift 2
+  [ -f "$work/models/$name.pt" ] && return 0
+  stage "train $name"
+  local resume=()
+  [ -f "$work/runs/$name/checkpoints/last.pt" ] && resume=(--resume)
+  "${cw[@]}" train "$task" --data "$work/train" --out "$work/runs/$name" "${resume[@]}" "${split[@]}" "$@" > "$work/runs-$name.log"
+  "${cw[@]}" export "$work/runs/$name" --name "$name" --checkpoint best --models-dir "$work/models" --overwrite | tail -1
+}
+cam="$work/models/cam.pt"
+train cam-pretrain cam --config cam-pretrain.box --set epochs="${CAM_EPOCHS:-18}"
+train mseamnam mseamnam --config mseamnam.box --set params.init_from="$cam"
+train unet unet --config unet.box
+train seam seam --config seam.box --set params.init_from="$cam"
+train seam-nam seamnam --config seam-nam.box --set params.init_from="$cam"
+train mscam mscam --config mscam.box
+train cam-pretrain cam-gap --config cam-pretrain.box --set model.pooling=gap --set epochs="${GAP_EPOCHS:-8}"
+
+methods=(cam mseamnam unet seam seamnam mscam cam)
+names=(cam mseamnam unet seam seamnam mscam cam-gap)
+sweep=(--sweep 0.02 0.05 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9)
+for i in "${!names[@]}"; do
+  name=${names[$i]} method=${methods[$i]}
+  [ -f "$work/models/$name.pt" ] || continue
+  val="$work/eval/val-$name.json"
+  if [ ! -f "$val" ]; then
+    stage "choose T_fg for $name on the validation patients"
+    "${cw[@]}" evaluate weakseg --data "$work/train" --split val --methods "$method" --weights "$work/models/$name.pt" \
+      "${sweep[@]}" --out "$val" > /dev/null
+  fi
+  for cohort in test test-224x56 test-288x36; do
+    out="$work/eval/$cohort-$name.json"
+    [ -f "$out" ] && continue
+    stage "score $name on $cohort"
+    "${cw[@]}" evaluate weakseg --data "$work/$cohort" --split all --methods "$method" --weights "$work/models/$name.pt" \
+      --t-fg-from "$val" "${sweep[@]}" --out "$out" | grep "^T_fg"
+  done
+done
+stage "done: $work/eval"
