@@ -80,3 +80,21 @@ def test_box_network_maps_land_on_the_cts_exact_grid(phantom_dir):
     assert result.probability.GetSize() == ct.GetSize() and result.probability.GetOrigin() == ct.GetOrigin()
     assert (probability[~lung] == 0).all()
     assert (probability[lung] > 0.5).all()  # the box covers every lung pixel
+
+
+def test_augmentation_rotates_the_box_without_shearing():
+    """A disc drawn on the non-square box stays a disc of the same area under rotations up to 45 degrees."""
+    from covidweak.training.tasks.weakseg_data import Augment, augment
+
+    h, w = 160, 224
+    yy, xx = np.mgrid[:h, :w]
+    disc = ((yy - h / 2 + 0.5) ** 2 + (xx - w / 2 + 0.5) ** 2 <= 30 ** 2).astype(np.float32)
+    x = torch.from_numpy(np.repeat(np.repeat(disc[None, None], 3, axis=1), 8, axis=0))
+    spec = Augment(flip=False, shift=0.0, rotate_deg=45.0, zoom=1.0, brightness=0.0, contrast=0.0)
+    _, masks = augment(x, x[:, :1].clone(), spec, torch.Generator().manual_seed(0))
+    for mask in masks[:, 0].numpy():
+        # A sheared disc is an ellipse: the eigenvalues of its pixel covariance would differ
+        # (by about 40 % at 30 degrees on this 1.4 aspect ratio).
+        eigen = np.linalg.eigvalsh(np.cov(np.stack(np.nonzero(mask)).astype(float)))
+        assert eigen[1] / eigen[0] < 1.05
+        assert abs(mask.sum() - disc.sum()) / disc.sum() < 0.02

@@ -203,8 +203,9 @@ class Augment:
 def augment(x: torch.Tensor, mask: Optional[torch.Tensor], spec: Augment, generator: torch.Generator):
     """The same random geometric transform for a stack's channels and its mask.
 
-    x: (N, C, S, S) float; mask: (N, 1, S, S) float or None. Returns (x, mask), same shapes;
-    the mask is resampled with nearest neighbour so it stays binary.
+    x: (N, C, H, W) float; mask: (N, 1, H, W) float or None. Returns (x, mask), same shapes;
+    the mask is resampled with nearest neighbour so it stays binary. Rotations are rotations of
+    the pixel grid, also when H != W.
     """
     n = x.shape[0]
 
@@ -215,8 +216,12 @@ def augment(x: torch.Tensor, mask: Optional[torch.Tensor], spec: Augment, genera
     scale = 1.0 / uniform(1.0, spec.zoom)
     flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if spec.flip else torch.ones(n)
     cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-    theta = torch.stack([torch.stack([cos * flip, -sin, 2 * uniform(-spec.shift, spec.shift)], 1),
-                         torch.stack([sin * flip, cos, 2 * uniform(-spec.shift, spec.shift)], 1)], 1)
+    # affine_grid works in coordinates normalised to [-1, 1] on each axis; on a non-square image
+    # (the 160 x 224 lung box) a rotation there is a shear in pixels. Conjugating by the aspect
+    # ratio H / W makes it a rotation in pixel space.
+    aspect = x.shape[-2] / x.shape[-1]
+    theta = torch.stack([torch.stack([cos * flip, -sin * aspect, 2 * uniform(-spec.shift, spec.shift)], 1),
+                         torch.stack([sin * flip / aspect, cos, 2 * uniform(-spec.shift, spec.shift)], 1)], 1)
     grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
     x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     gain = uniform(1 - spec.contrast, 1 + spec.contrast)[:, None, None, None]
