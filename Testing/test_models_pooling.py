@@ -61,3 +61,30 @@ def test_models_default_to_the_papers_average(method):
 def test_an_unknown_pooling_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown pooling 'mean'"):
         build_model("cam", {"pooling": "mean"})
+
+
+def test_noisy_or_seam_refines_pixel_probabilities_not_logits():
+    """D = logit(sigmoid(C) . M) under noisy-OR; D = C . M (SEAM's own rule) under GAP."""
+    from covidweak.models.seam import NOISY_OR_PCM_EPS
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    for pooling in ("noisy-or", "gap"):
+        model = build_model("seam", {"backbone": "box", "pooling": pooling}).eval()
+        with torch.no_grad():
+            branch = model.branch(x)
+            feats = model.backbone(x)
+            m = model.pcm.affinity(x, feats.b4, feats.b5)
+            n, c, h, w = branch.cam.shape
+            if pooling == "noisy-or":
+                average = (torch.sigmoid(branch.cam).reshape(n, c, h * w) @ m).reshape(n, c, h, w)
+                expected = torch.logit(average, eps=NOISY_OR_PCM_EPS)
+            else:
+                expected = (branch.cam.reshape(n, c, h * w) @ m).reshape(n, c, h, w)
+        torch.testing.assert_close(branch.refined, expected, rtol=1e-4, atol=1e-4)
+    # A background of logit -15 with one lesion cell of logit +3: averaging logits drowns the lesion.
+    cam = torch.full((1, 1, 1, 4), -15.0)
+    cam[..., 0] = 3.0
+    m = torch.full((1, 4, 4), 0.25)
+    assert torch.sigmoid((cam.reshape(1, 1, 4) @ m)).max() < 1e-4
+    assert torch.sigmoid(torch.logit(torch.sigmoid(cam).reshape(1, 1, 4) @ m)).max() > 0.2

@@ -79,7 +79,8 @@ BOX = ResNet38Config(width=0.0625, blocks=(1, 1, 1, 1), output_stride=4)
 its width and one block per stage, at output stride 4: about 0.24 M parameters. At stride 4 the
 wide B6/B7 blocks run on 40 x 56 maps and dominate the cost, so width buys speed quadratically:
 on 2 CPU cores a CAM step (forward, backward, Adam) on 16 boxes of 160 x 224 ran at 20.8 slices/s
-at this width, 12.4 at 0.09 and 7.0 at 1/8 (``python scripts/probes/box_throughput.py``)."""
+at this width, 12.4 at 0.09 and 7.0 at 1/8
+(``python scripts/probes/box_throughput.py --widths 0.0625 0.09 0.125``)."""
 CONFIGS = {"paper": PAPER, "light": LIGHT, "box": BOX}
 
 

@@ -132,6 +132,18 @@ def nam_features(b3: torch.Tensor, b4: torch.Tensor, b5: torch.Tensor) -> torch.
     return torch.cat([b3, b4, b5], dim=1)
 
 
+NOISY_OR_PCM_EPS = 1e-6
+"""Clamp of the refined probability before its logit under noisy-OR pooling (logit range about +-13.8).
+
+PCM averages a map over similar pixels (D = C . M). SEAM refines its normalised CAM, a map that is
+0 on background, so the average of a lesion pixel's neighbourhood is lesion evidence diluted by
+zeros. Under noisy-OR pooling C is a logit map whose background sits at -10 to -20 while lesions
+are a few units above 0, and averaging logits lets the background swamp every lesion: on the
+lung box no pixel of D passed T_fg = 0.1 and NAM had no foreground. So a noisy-OR SEAM refines the
+pixel probabilities sigmoid(C), which like SEAM's normalised map are ~0 on background, and D is
+the logit of that average."""
+
+
 class SEAM(nn.Module):
     """SEAM on ResNet-38: (N, 3, H, W) slices -> :class:`SEAMOutput`."""
 
@@ -150,7 +162,10 @@ class SEAM(nn.Module):
         """One scale: (N, 3, H, W) -> :class:`SEAMBranch`; enough for inference."""
         feats = self.backbone(x)
         cam, score = self.cam_head(feats.final)
-        refined = self.pcm(cam, x, feats.b4, feats.b5)
+        if self.cam_head.pooling == "noisy-or":
+            refined = torch.logit(self.pcm(torch.sigmoid(cam), x, feats.b4, feats.b5), eps=NOISY_OR_PCM_EPS)
+        else:
+            refined = self.pcm(cam, x, feats.b4, feats.b5)
         return SEAMBranch(cam=cam, refined=refined, score=score, features=nam_features(feats.b3, feats.b4, feats.b5))
 
     def forward(self, x: torch.Tensor) -> SEAMOutput:
