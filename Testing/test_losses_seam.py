@@ -120,3 +120,15 @@ def test_bag_labels_reach_every_slice_of_the_equivariance_terms():
     # Only the positive bag's four slices count; the terms average over all eight.
     half = equivariant_regularization_loss(*equivariance_maps(c_l[:4], c_s[:4], d_l[:4], d_s[:4], torch.ones(4, 1)))
     assert first.er.item() == pytest.approx(half.item() / 2, rel=1e-5)
+
+
+def test_probability_equivariance_compares_sigmoid_maps_of_positive_images():
+    """Background logits of -10 against -20 differ by 10 as logits and by ~5e-5 as probabilities."""
+    c_l = torch.full((2, 1, 8, 8), -10.0)
+    c_s = torch.full((2, 1, 4, 4), -20.0)
+    y = torch.tensor([[1.0], [0.0]])
+    maps = equivariance_maps(c_l, c_s, c_l, c_s, y, "probabilities")
+    assert torch.allclose(maps[0][0], torch.sigmoid(torch.tensor(-10.0)).expand(1, 8, 8))
+    assert maps[0][1].abs().max() == 0  # a negative image adds nothing, as with normalised maps
+    assert equivariant_regularization_loss(*maps).item() < 1e-4
+    assert equivariant_regularization_loss(*equivariance_maps(c_l, c_s, c_l, c_s, y, "logits")).item() > 1.0

@@ -49,10 +49,11 @@ train unet unet --config unet.box
 train seam seam --config seam.box --set params.init_from="$cam"
 train seam-nam seamnam --config seam-nam.box --set params.init_from="$cam"
 train mscam mscam --config mscam.box
-train cam-pretrain cam-gap --config cam-pretrain.box --set model.pooling=gap --set epochs="${GAP_EPOCHS:-8}"
+train cam-pretrain cam-gap --config cam-pretrain.box --set model.pooling=gap --set epochs="${GAP_EPOCHS:-5}"
 
-methods=(cam mseamnam unet seam seamnam mscam cam)
-names=(cam mseamnam unet seam seamnam mscam cam-gap)
+# mseamnam-logits, when present, is the equivariance ablation (params.equivariance=logits), trained by hand.
+methods=(cam mseamnam unet seam seamnam mscam cam mseamnam)
+names=(cam mseamnam unet seam seamnam mscam cam-gap mseamnam-logits)
 sweep=(--sweep 0.02 0.05 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9)
 for i in "${!names[@]}"; do
   name=${names[$i]} method=${methods[$i]}

@@ -11,6 +11,10 @@ so an image without the class adds nothing. :func:`equivariance_maps` does that 
 lesion class ("normalised", the default). "logits" compares the raw logit maps as Eq. 2-3 read
 literally; those terms then also penalise the logits' size. In a SEAM probe on the phantom, L_cls
 stayed near chance with raw logits and fell with normalised maps (README, Status).
+"probabilities" compares sigmoid maps: the reading for noisy-OR pooling, whose logit maps sit at
+-10 to -20 on background (so "logits" is dominated by background that differs in size only,
+and the ReLU of "normalised" leaves nothing), while the probability is ~0 there as a normalised
+CAM is. Like the normalised maps they are multiplied by the image label.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def classification_loss(p_l: torch.Tensor, p_s: torch.Tensor, y: torch.Tensor) -
     return per_image.sum(dim=1).mean()
 
 
-EQUIVARIANCE_MAPS = ("normalised", "logits")
+EQUIVARIANCE_MAPS = ("normalised", "logits", "probabilities")
 NORM_EPS = 1e-5  # keeps an all-zero map at zero instead of 0 / 0
 
 
@@ -62,7 +66,8 @@ def equivariance_maps(c_l, c_s, d_l, d_s, y: torch.Tensor, kind: str = "normalis
     if kind == "logits":
         return c_l, c_s, d_l, d_s
     present = y.float().reshape(y.shape[0], -1)[:, :, None, None]
-    return tuple(normalise_map(m) * present for m in (c_l, c_s, d_l, d_s))
+    scale = torch.sigmoid if kind == "probabilities" else normalise_map
+    return tuple(scale(m.float()) * present for m in (c_l, c_s, d_l, d_s))
 
 
 def down(large: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
