@@ -49,7 +49,7 @@ train unet unet --config unet.box
 train seam seam --config seam.box --set params.init_from="$cam"
 train seam-nam seamnam --config seam-nam.box --set params.init_from="$cam"
 train mscam mscam --config mscam.box
-train cam-pretrain cam-gap --config cam-pretrain.box --set model.pooling=gap --set epochs="${GAP_EPOCHS:-5}"
+train cam-pretrain cam-gap --config cam-pretrain.box --set model.pooling=gap --set epochs="${GAP_EPOCHS:-4}"
 
 # mseamnam-logits, when present, is the equivariance ablation (params.equivariance=logits), trained by hand.
 methods=(cam mseamnam unet seam seamnam mscam cam mseamnam)
