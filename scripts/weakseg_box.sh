@@ -15,7 +15,8 @@
 #          chosen T_fg, and of M-SEAM-NAM and the CAM on the two other geometries too
 #          -> WORK/eval/<cohort>-<name>.json.
 # A stage whose output exists is skipped, so the script resumes after an interruption; lengths
-# come from the configs (CAM_EPOCHS overrides the CAM's 18 epochs).
+# come from the configs (CAM_EPOCHS overrides the CAM's 18 epochs). SKIP="seam seamnam" leaves
+# out the named methods (training and scoring).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work=$1
@@ -33,8 +34,10 @@ phantom test --patients 30 --seed 42000 --mix covid=0.35,cap=0.2,normal=0.45
 phantom test-224x56 --patients 30 --seed 43000 --mix covid=0.35,cap=0.2,normal=0.45 --size 224 --slices 56
 phantom test-288x36 --patients 30 --seed 44000 --mix covid=0.35,cap=0.2,normal=0.45 --size 288 --slices 36
 
+skipped() { [[ " ${SKIP:-} " == *" $1 "* ]]; }
 train() {  # train TASK NAME ARGS...: one run folder per NAME, resumed if interrupted
   local task=$1 name=$2; shift 2
+  skipped "$name" && return 0
   [ -f "$work/models/$name.pt" ] && return 0
   stage "train $name"
   local resume=()
@@ -57,7 +60,7 @@ names=(cam mseamnam unet seam seamnam mscam cam-gap mseamnam-logits)
 sweep=(--sweep 0.02 0.05 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9)
 for i in "${!names[@]}"; do
   name=${names[$i]} method=${methods[$i]}
-  [ -f "$work/models/$name.pt" ] || continue
+  [ -f "$work/models/$name.pt" ] && ! skipped "$name" || continue
   val="$work/eval/val-$name.json"
   if [ ! -f "$val" ]; then
     stage "choose T_fg for $name on the validation patients"
