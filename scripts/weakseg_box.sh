@@ -16,7 +16,8 @@
 #          -> WORK/eval/<cohort>-<name>.json.
 # A stage whose output exists is skipped, so the script resumes after an interruption; lengths
 # come from the configs (CAM_EPOCHS overrides the CAM's 18 epochs). SKIP="seam seamnam" leaves
-# out the named methods (training and scoring).
+# out the named methods (training and scoring); GEOMETRY_FOR (default "mseamnam cam") names the
+# methods scored on the other geometries.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work=$1
@@ -69,7 +70,7 @@ for i in "${!names[@]}"; do
   fi
   cohorts=(test)
   # The geometry check of the quality bar is for the shipped M-SEAM-NAM (and the CAM it starts from).
-  case $name in mseamnam|cam) cohorts+=(test-224x56 test-288x36) ;; esac
+  [[ " ${GEOMETRY_FOR:-mseamnam cam} " == *" $name "* ]] && cohorts+=(test-224x56 test-288x36)
   for cohort in "${cohorts[@]}"; do
     out="$work/eval/$cohort-$name.json"
     [ -f "$out" ] && continue
