@@ -64,18 +64,19 @@ def classify(records: Sequence, loaded, device, batch_size: int, progress: Progr
     return diagnosis_metrics(stacked, np.concatenate(labels) if labels else np.zeros(0, int), CLASS_NAMES[classes])
 
 
-def cam_maps(cam_loaded, hu: np.ndarray, centres, size_yx: tuple[int, int], device) -> np.ndarray:
-    """Plain CAM of slices ``centres``: the CAM network's lesion map, ReLU, upsampled -> (B, Y, X)."""
-    import torch
-    from torch.nn import functional as F
+def cam_maps(cam_loaded, hu: np.ndarray, lungs: np.ndarray, centres, spacing_yx: tuple[float, float], device) -> np.ndarray:
+    """Plain CAM of slices ``centres``: the CAM network's lesion map, ReLU, on the slice grid -> (B, Y, X).
 
-    from ..models import lesion_logits
-    from ..weakseg.prepare import prepare_stacks
+    hu, lungs: (Z, Y, X) canonical volume and its lung labels; spacing_yx: (dy, dx) mm, which
+    places the lung box when the CAM network reads one. The map is not gated: Table 6 compares
+    where each method looks on the lesion slices.
+    """
+    from ..weakseg.infer import slice_logits
+    from ..weakseg.prepare import input_box, prepare_stacks
 
-    x = torch.from_numpy(prepare_stacks(hu, centres, cam_loaded.preprocess)).to(device)
-    with torch.no_grad():
-        maps = lesion_logits(cam_loaded.model, x).float()
-    return torch.relu(F.interpolate(maps, size=size_yx, mode="bilinear", align_corners=False))[:, 0].cpu().numpy()
+    box = input_box(cam_loaded.preprocess, lungs, spacing_yx)
+    x = prepare_stacks(hu, centres, cam_loaded.preprocess, lungs, box)
+    return np.maximum(slice_logits(cam_loaded.model, x, hu.shape[1:], device, box, gate=False), 0.0)
 
 
 def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, progress: Progress) -> dict:
@@ -90,13 +91,15 @@ def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, pr
         progress.update(done, len(records), f"hit rate {record.study_id}")
         ct = read_ct(record.ct_path)
         lungs = lung_labels_for(ct, read_image(record.lung_mask_path) if record.lung_mask_path else None)
-        hu = sitk.GetArrayFromImage(to_canonical(ct))
+        canonical = to_canonical(ct)
+        hu = sitk.GetArrayFromImage(canonical)
+        spacing_yx = canonical.GetSpacing()[1::-1]
         lung_array = sitk.GetArrayFromImage(to_canonical(lungs))
         truth = sitk.GetArrayFromImage(to_canonical(read_image(record.lesion_mask_path))) * (lung_array > 0)
         todo = np.flatnonzero(truth.reshape(len(truth), -1).any(axis=1))
         for centres in batches(todo, batch_size):
             found = detect(loaded.model, fecnn_input(hu, lung_array, centres, loaded.preprocess), hu.shape[1:], device)
-            cams = cam_maps(cam_loaded, hu, centres, hu.shape[1:], device) if cam_loaded is not None else None
+            cams = cam_maps(cam_loaded, hu, lung_array, centres, spacing_yx, device) if cam_loaded is not None else None
             for b, z in enumerate(centres):
                 gt = truth_components(truth[z])
                 hits, n = slice_hits(found[b].regions, found[b].lam, gt)

@@ -101,16 +101,17 @@ def autocast_for(device, model=None):
     return contextlib.nullcontext()
 
 
-def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], device, box=None) -> np.ndarray:
-    """Lesion probability of prepared stacks at the slice grid.
+def slice_logits(model, stacks: np.ndarray, size_yx: tuple[int, int], device, box=None, gate: bool = True) -> np.ndarray:
+    """Lesion logit maps of prepared stacks on the slice grid.
 
     stacks: (B, depth, S, S) or, with a lung ``box``, (B, depth, H, W) float32 network input.
-    Returns (B, Y, X) float32 in [0, 1]. Logits are upsampled before the sigmoid, as
-    :func:`covidweak.models.probability.cam_to_probability`; a box map is upsampled to the box and
-    then put back onto the slice grid (:func:`covidweak.preprocess.lungbox.from_box`), pixels
-    outside the box taking the logit of an absent lesion.
-    A slice the model's own classifier calls lesion-free gets probability ~0 everywhere
-    (``lesion_logits(..., gate=True)``: a class map is only read for a class found present).
+    Returns (B, Y, X) float32 logits. The network's map is upsampled bilinearly to the input
+    (logits before any sigmoid, as :func:`covidweak.models.probability.cam_to_probability`); a box
+    map is upsampled to the box and then put back onto the slice grid
+    (:func:`covidweak.preprocess.lungbox.from_box`), pixels outside the box taking the logit of an
+    absent lesion. With ``gate`` a slice the model's own classifier calls lesion-free gets that
+    absent logit everywhere (``lesion_logits(..., gate=True)``: a class map is only read for a
+    class found present).
     """
     import torch
     from torch.nn import functional as F
@@ -120,13 +121,17 @@ def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], devic
 
     x = torch.from_numpy(stacks).to(device)
     with torch.inference_mode(), autocast_for(device, model):
-        logits = lesion_logits(model, x, gate=True)
+        logits = lesion_logits(model, x, gate=gate)
     target = tuple(size_yx) if box is None else tuple(box.shape)
-    logits = F.interpolate(logits.float(), size=target, mode="bilinear", align_corners=False)
-    if box is None:
-        return torch.sigmoid(logits[:, 0]).cpu().numpy()
-    on_grid = from_box(logits[:, 0].cpu().numpy(), box, fill=ABSENT_LOGIT)
-    return torch.sigmoid(torch.from_numpy(on_grid)).numpy()
+    logits = F.interpolate(logits.float(), size=target, mode="bilinear", align_corners=False)[:, 0].cpu().numpy()
+    return logits if box is None else from_box(logits, box, fill=ABSENT_LOGIT)
+
+
+def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], device, box=None) -> np.ndarray:
+    """(B, Y, X) float32 lesion probability in [0, 1]: the sigmoid of the gated :func:`slice_logits`."""
+    import torch
+
+    return torch.sigmoid(torch.from_numpy(slice_logits(model, stacks, size_yx, device, box, gate=True))).numpy()
 
 
 def probability_volume(hu: np.ndarray, lungs: np.ndarray, model, preprocess: dict, batch_size: int, device,
