@@ -216,3 +216,17 @@ def test_segmentation_exports_into_a_larger_reference_grid(mrml_scene):
     assert back.GetSize() == padded.GetSize()
     np.testing.assert_allclose(back.GetOrigin(), padded.GetOrigin(), atol=1e-4)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(padded))
+
+
+def test_lesion_free_segmentation_is_written_and_read_back(mrml_scene, tmp_path):
+    """A CT without lesion gives all-zero labels: the node still has its segments and a .seg.nrrd file."""
+    from covidweak.batch.scene_files import save_node
+
+    empty = sitk.Image(lung_labels().GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(lung_labels())
+    node = segmentation_node_from_labels(empty, NAMES, COLORS, scene=mrml_scene, name="No lesion")
+    assert node.GetSegmentation().GetNumberOfSegments() == len(NAMES)
+    path = save_node(node, tmp_path / "empty.seg.nrrd")
+    assert path.is_file()
+    back = labels_from_segmentation_node(node, NAMES)
+    assert back.GetSize() == empty.GetSize() and not sitk.GetArrayViewFromImage(back).any()

@@ -224,11 +224,11 @@ def segmentation_node_from_labels(
     segmentation = node.GetSegmentation()
     for value in sorted(names):
         color = tuple(float(c) for c in colors[value])
-        if value in present:
-            mask = oriented_image_from_image(label_image, (voxels == value).astype(np.uint8))
-            node.AddSegmentFromBinaryLabelmapRepresentation(mask, names[value], color)
-        else:
-            segmentation.AddEmptySegment("", names[value], color)
+        # An absent label gets an all-zero labelmap rather than AddEmptySegment: with no labelmap in
+        # the segmentation yet (a lesion-free CT), AddEmptySegment cannot build the representation
+        # and the node can then not be written to a .seg.nrrd.
+        mask = oriented_image_from_image(label_image, (voxels == value).astype(np.uint8))
+        node.AddSegmentFromBinaryLabelmapRepresentation(mask, names[value], color)
     # Separate layers per segment would cost one full-size mask each; lung and lesion labels never overlap.
     segmentation.CollapseBinaryLabelmaps(False)
     if reference_volume is not None:
