@@ -15,7 +15,7 @@
 #          chosen T_fg, and of M-SEAM-NAM and the CAM on the two other geometries too
 #          -> WORK/eval/<cohort>-<name>.json.
 # A stage whose output exists is skipped, so the script resumes after an interruption; lengths
-# come from the configs (CAM_EPOCHS overrides the CAM's 18 epochs). SKIP="seam seamnam" leaves
+# come from the configs (CAM_EPOCHS overrides the CAM config's 18 epochs). SKIP="seam seamnam" leaves
 # out the named methods (training and scoring); GEOMETRY_FOR (default "mseamnam cam") names the
 # methods scored on the other geometries.
 set -euo pipefail
