@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from covidweak.cli import main
 from covidweak.errors import InputError
@@ -67,6 +68,9 @@ def test_export_reloads_with_its_registry_entry(phantom_dir, tmp_path):
     for name, tensor in loaded.model.state_dict().items():
         assert torch.allclose(tensor, trained[name].float(), atol=1e-2, rtol=1e-3), name
     assert loaded.sha256 == entry["sha256"] and loaded.preprocess["input_size"] == 32
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    # The split travels with the weights, so evaluation can re-create the run's val and test patients.
+    assert (loaded.info["seed"], loaded.info["fractions"]) == (config["seed"], config["data"]["fractions"])
     with pytest.raises(InputError, match="already exists"):
         export_run(run, "lungs-tiny", folder=models)
     export_run(run, "lungs-tiny", folder=models, checkpoint="last", overwrite=True)

@@ -51,6 +51,8 @@ def test_without_a_recorded_seed_all_studies_are_used(phantom_dir):
     # Thresholds are chosen on the run's validation patients, which are never its test patients.
     val, how = select_records(records, "val", {"seed": 3, "fractions": [0.5, 0.25, 0.25]})
     assert val and how["split"] == "val" and not {r.patient_id for r in val} & {r.patient_id for r in chosen}
+    with pytest.raises(InputError, match="no training split"):  # never all patients in place of the validation ones
+        select_records(records, "val", {})
 
 
 def test_t_fg_is_chosen_by_mean_dice_over_all_validation_patients():

@@ -43,6 +43,15 @@ def _write_registry(folder: Path, registry: dict) -> None:
         Path(temp).unlink(missing_ok=True)
 
 
+def split_record(config: dict) -> dict:
+    """The patient split of a run as evaluation re-creates it: ``{"seed", "fractions"}``.
+
+    ``split_by_patient(records, fractions, seed)`` with the run's config seed gives the run's
+    train / val / test patients, so ``evaluate --split val|test`` scores exactly those.
+    """
+    return {"seed": config.get("seed"), "fractions": (config.get("data") or {}).get("fractions")}
+
+
 def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optional[Path] = None,
                half: bool = False, overwrite: bool = False) -> dict:
     """Write ``<folder>/<name>.pt`` from a run's ``best`` or ``last`` checkpoint; return its registry entry."""
@@ -91,7 +100,8 @@ def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optio
     staging = folder / f".{file_name}.export"
     try:
         save_weights(staging, model, spec.method, spec.arch, spec.preprocess,
-                     info={k: entry[k] for k in ("task", "epoch", "metrics", "training_data", "created")}, half=half)
+                     info={**{k: entry[k] for k in ("task", "epoch", "metrics", "training_data", "created")},
+                           **split_record(payload["config"])}, half=half)
         size = staging.stat().st_size
         if size > MAX_FILE_BYTES:
             hint = "train a lighter model" if half else "pass --half or train a lighter model"

@@ -101,8 +101,13 @@ def select_records(records: list, split: str, info: dict) -> tuple[list, dict]:
     """
     from ..datasets import split_by_patient
     from ..datasets.splits import DEFAULT_FRACTIONS
+    from ..errors import InputError
 
     seed = info.get("seed")
+    if split == "val" and seed is None:
+        raise InputError("these weights record no training split, so their validation patients are unknown: "
+                         "re-export the run with this version of covidweak export, or choose T_fg with --split all "
+                         "on a separate validation cohort")
     if split == "all" or seed is None:
         reason = "requested" if split == "all" else "the weights record no split seed"
         return records, {"split": "all", "reason": reason, "studies": len(records)}
