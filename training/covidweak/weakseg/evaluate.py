@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from ..errors import InputError
 from ..progress import Progress
 from .infer import DEFAULT_BATCH_SIZE, T_BG, T_FG, segment_ct
 
@@ -80,7 +81,6 @@ def chosen_t_fg(report: dict, method: str) -> float:
     finds more lesion by marking normal patients is not preferred. Ties go to the lower threshold.
     Raises InputError when the report has no sweep for ``method``.
     """
-    from ..errors import InputError
 
     entries = [e for e in report.get("methods", {}).values() if e.get("method") == method]
     if not entries or not entries[0].get("sweep"):
@@ -95,13 +95,13 @@ def select_records(records: list, split: str, info: dict) -> tuple[list, dict]:
     """The studies to evaluate and how they were chosen.
 
     ``split="test"`` (or ``"val"``) re-creates the training run's patient split from the seed
-    (and fractions) recorded in the weights' info; without a recorded seed every study is used
-    and the report says so, since a test split of unknown seed could overlap the training
-    patients. ``"val"`` is where a threshold is chosen: the run's validation patients.
+    (and fractions) recorded in the weights' info. For "test" without a recorded seed every
+    study is used and the report says so, since a test split of unknown seed could overlap the
+    training patients. "val" is where a threshold is chosen, so without a seed it is refused
+    rather than replaced by every patient.
     """
     from ..datasets import split_by_patient
     from ..datasets.splits import DEFAULT_FRACTIONS
-    from ..errors import InputError
 
     seed = info.get("seed")
     if split == "val" and seed is None:
@@ -154,7 +154,6 @@ def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Seque
     """
     from .. import __version__
     from ..datasets import open_dataset
-    from ..errors import InputError
     from ..models import load_weights
 
     if weights is not None and len(weights) != len(methods):
