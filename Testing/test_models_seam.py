@@ -60,6 +60,24 @@ def test_affinity_columns_sum_to_one_and_keep_constant_cams():
     torch.testing.assert_close(pcm(constant, image, b4, b5), constant, rtol=1e-4, atol=1e-4)
 
 
+def test_pcm_power_sharpens_affinity_by_hand():
+    """Two cells with embeddings at 60 degrees: cos = 0.5, so beta = 1 gives M = [[2/3, 1/3], ...], beta = 2 gives 4/5, 1/5."""
+    pcm = PixelCorrelationModule(b4_channels=8, b5_channels=8, width=0.25, power=2.0)
+    embed = torch.zeros_like(pcm.embed.weight)
+    embed[0, 0], embed[1, 1] = 1.0, 1.0  # embedding = the image's first two channels
+    pcm.embed.weight.data.copy_(embed)
+    image = torch.zeros(1, 3, 1, 2)
+    image[0, :2, 0, 0] = torch.tensor([1.0, 0.0])
+    image[0, :2, 0, 1] = torch.tensor([0.5, 3**0.5 / 2])
+    b4 = b5 = torch.zeros(1, 8, 1, 2)  # no feature contribution: ReLU(conv(0)) = 0
+    m = pcm.affinity(image, b4, b5)[0]
+    torch.testing.assert_close(m, torch.tensor([[0.8, 0.2], [0.2, 0.8]]), rtol=1e-4, atol=1e-4)
+    cam = torch.tensor([[[[1.0, 0.0]]]])
+    torch.testing.assert_close(pcm(cam, image, b4, b5), torch.tensor([[[[0.8, 0.2]]]]), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="pcm_power"):
+        PixelCorrelationModule(b4_channels=8, b5_channels=8, power=0.0)
+
+
 def train_step(model: SEAM, x: torch.Tensor, bag_size: int) -> None:
     """One M-SEAM-NAM step on bags of ``bag_size`` slices, alternating positive/negative bags."""
     model.train().zero_grad()

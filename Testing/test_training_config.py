@@ -52,6 +52,19 @@ def test_freeze_bn_takes_a_bool_or_stats_and_nothing_else():
         build_config(mseamnam, None, ["model.freeze_bn=maybe"])
 
 
+def test_pcm_power_and_epoch_samples_are_checked_before_training():
+    mseamnam = get_task("mseamnam")
+    config = build_config(mseamnam, None, ["model.pcm_power=16", "params.epoch_samples=80"])
+    assert config["model"]["pcm_power"] == 16.0 and config["params"]["epoch_samples"] == 80
+    assert build_config(mseamnam, None, [])["params"]["epoch_samples"] is None
+    with pytest.raises(InputError, match="'model.pcm_power' must be above 0"):
+        build_config(mseamnam, None, ["model.pcm_power=0"])
+    with pytest.raises(InputError, match="'params.epoch_samples' must be at least 1"):
+        build_config(mseamnam, None, ["params.epoch_samples=0"])
+    with pytest.raises(InputError, match="'model.pcm_power'"):
+        build_config(get_task("cam-pretrain"), None, ["model.pcm_power=4"])  # a CAM has no PCM
+
+
 def test_equivariance_maps_are_checked_before_training():
     seam = get_task("seam")
     assert build_config(seam, None, [])["params"]["equivariance"] == "normalised"

@@ -97,6 +97,13 @@ def test_epochs_are_balanced_and_fixed_by_seed_and_epoch(prepared):
     assert all(0.0 <= float(b["x"].min()) and float(b["x"].max()) <= 1.0 for b in first)
 
 
+def test_epoch_samples_caps_an_epoch_at_a_random_subset(prepared):
+    task = prepared[MSeamNamTask]
+    full = task.train_batches(config_for(task, batch_size=16), epoch=0, seed=0)
+    capped = task.train_batches(config_for(task, batch_size=16, epoch_samples=3), epoch=0, seed=0)
+    assert sum(len(b["y"]) for b in full) > 3 and sum(len(b["y"]) for b in capped) == 3
+
+
 def test_bag_batches_keep_bags_whole(prepared):
     task = prepared[MSeamNamTask]
     batch = task.train_batches(config_for(task, batch_size=16), epoch=0, seed=0)[0]

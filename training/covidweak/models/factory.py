@@ -18,7 +18,7 @@ from .cam import CAMNet
 from .cxr import CXR_METHODS, build_cxr_model
 from .mscam import MultiScaleCAM
 from .resnet38 import config_by_name
-from .seam import SEAM
+from .seam import PCM_POWER, SEAM
 
 METHODS = ("mseamnam", "seamnam", "seam", "cam", "mscam", "unet")
 """Table 1 of Tang et al. (MICCAI 2021): M-SEAM-NAM, SEAM+NAM, SEAM, CAM, multi-scale CAM
@@ -28,7 +28,7 @@ SEAM_METHODS = ("mseamnam", "seamnam", "seam")
 UNET_CHANNELS = {"light": (16, 32, 64, 128, 256), "box": (16, 32, 64, 128, 256), "paper": (32, 64, 128, 256, 512)}
 """MONAI U-Net widths; Tang et al. do not give theirs, "paper" is the common 32-base U-Net."""
 
-DEFAULT_ARCH = {"backbone": "light", "input_size": 448, "pooling": "gap", "freeze_bn": False}
+DEFAULT_ARCH = {"backbone": "light", "input_size": 448, "pooling": "gap", "freeze_bn": False, "pcm_power": PCM_POWER}
 
 OTHER_BUILDERS: dict[str, str] = {
     "cxr-embed": "covidweak.models.severity_vit:build_severity_model",
@@ -94,7 +94,8 @@ def build_model(method: str, arch: dict[str, Any] | None = None) -> nn.Module:
         raise ValueError(f"unknown backbone '{size}': use one of {', '.join(UNET_CHANNELS)}")
     method = check_method(method)
     if method in SEAM_METHODS:
-        return SEAM(config_by_name(size), pooling=arch["pooling"], freeze_bn=arch["freeze_bn"])
+        return SEAM(config_by_name(size), pooling=arch["pooling"], freeze_bn=arch["freeze_bn"],
+                    pcm_power=float(arch["pcm_power"]))
     if method == "cam":
         return CAMNet(config_by_name(size), pooling=arch["pooling"], freeze_bn=arch["freeze_bn"])
     if method == "mscam":

@@ -51,6 +51,7 @@ NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
     "data.max_studies": (int,),
     "max_steps": (int,),
     "optim.clip_norm": (int, float),
+    "params.epoch_samples": (int,),
     "early_stopping.patience": (int,),
 }
 """Keys whose default is null, with the type a non-null value must have."""
@@ -61,8 +62,8 @@ MIXED_TYPES: dict[str, tuple[type, ...]] = {"model.freeze_bn": (bool, str)}
 CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "amp": AMP_MODES, "model.freeze_bn": FREEZE_BN,
            "params.equivariance": EQUIVARIANCE_MAPS}
 POSITIVE_INTS = ("epochs", "batch_size", "accumulate", "log_every", "keep_last", "max_steps",
-                 "data.max_studies", "early_stopping.patience")
-POSITIVE_NUMBERS = ("optim.clip_norm",)
+                 "data.max_studies", "early_stopping.patience", "params.epoch_samples")
+POSITIVE_NUMBERS = ("optim.clip_norm", "model.pcm_power")
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:

@@ -37,6 +37,7 @@ from ...losses.focal import FOCAL_GAMMA
 from ...losses.mil import BAG_SIZE
 from ...metrics import dice
 from ...models import build_model, cam_to_probability, lesion_logits, load_weights, transfer_cam_weights
+from ...models.seam import PCM_POWER
 from ...weakseg.prepare import DEFAULT_PREPROCESS
 from ..checkpoint import load_checkpoint
 from ..runs import RunFolder
@@ -113,6 +114,7 @@ class WeakSegTask:
     sampling = "slices"
     balance = True  # Sect. 3.1: negative slices drawn at random to balance the positives
     extra_params: dict = {}
+    extra_model: dict = {}
 
     def __init__(self):
         self.train_set: list[PreparedStudy] = []
@@ -124,8 +126,11 @@ class WeakSegTask:
         return {
             # pooling: "gap" is Eq. 1; "gmp" is the ablation of covidweak.models.cam.POOLINGS.
             # freeze_bn: false, true or "stats": BatchNorm fixed at its initial state; see models.resnet38.FREEZE_BN.
-            "model": {"backbone": "light", "pooling": "gap", "freeze_bn": False},
-            "params": {"augment": True, "threshold": T_FG, "val_batch_size": 16, **self.extra_params},
+            "model": {"backbone": "light", "pooling": "gap", "freeze_bn": False, **self.extra_model},
+            # epoch_samples: null, or the most samples (slices, bags or masks) one epoch draws, so
+            # that a long run validates and keeps its best checkpoint every so many samples.
+            "params": {"augment": True, "threshold": T_FG, "val_batch_size": 16, "epoch_samples": None,
+                       **self.extra_params},
             "preprocess": dict(DEFAULT_PREPROCESS),
         }
 
@@ -164,6 +169,8 @@ class WeakSegTask:
         params = self.section(config, "params")
         rng = np.random.default_rng([int(seed), int(epoch)])
         samples = epoch_samples(*self._candidates(config), balance=self.balance, rng=rng)
+        if params["epoch_samples"] is not None:
+            samples = samples[: int(params["epoch_samples"])]  # already in random order
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         spec = Augment() if params["augment"] else None
         per_batch = int(config["batch_size"])
@@ -211,6 +218,7 @@ class SeamTask(WeakSegTask):
     bag_size: Optional[int] = None
     # equivariance: the maps L_ER / L_ECR compare, "normalised" (SEAM's) or "logits"; see losses.seam.
     extra_params = {"init_from": "", "equivariance": "normalised"}
+    extra_model = {"pcm_power": PCM_POWER}  # models.seam.PCM_POWER
 
     def build_model(self, config: dict):
         model = super().build_model(config)
