@@ -96,4 +96,4 @@ def test_bench_segment_reports_times_and_memory(tmp_path, capsys):
     assert run["stage_seconds"]["lungs_s"] > 0 and report["spacing_mm"] == [5.6, 5.6, 5.0]
     # the five stages and the total are each rounded to the nearest ms (up to 0.5 ms off apiece)
     assert sum(run["stage_seconds"].values()) <= run["seconds"] + 0.003
-    assert report["threshold_ms"] >= 0 and report["input_size"] == 64 and report["lung_slices"] > 0
+    assert report["threshold_ms"] >= 0 and report["input"] == "whole slice 64x64" and report["lung_slices"] > 0

@@ -151,3 +151,10 @@ def test_bad_inputs_are_refused_in_one_line():
         to_box(np.zeros((2, 32, 32)), box)
     with pytest.raises(InputError, match="lung box grid"):
         from_box(np.zeros((2, 32, 32)), box)
+
+
+def test_describe_input_names_the_geometry_a_network_reads():
+    from covidweak.weakseg.prepare import describe_input
+
+    assert describe_input({"geometry": "lung_box", "box_shape": [160, 224]}) == "lung box 160x224 at 1.4 mm"
+    assert describe_input({"input_size": 128}) == "whole slice 128x128"

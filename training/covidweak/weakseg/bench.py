@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .infer import DEFAULT_BATCH_SIZE, T_FG, batches, lung_slices, segment_ct
+from .prepare import describe_input
 
 
 def synthetic_chest(size: int = 512, slices: int = 300, spacing_mm: float = 0.7, thickness_mm: float = 1.0):
@@ -141,7 +142,7 @@ def run_bench(size: int = 512, slices: int = 300, method: str = "mseamnam", weig
     baseline = preprocess_seconds(study.ct, study.lungs, model.preprocess, batch_size)
     report = {"size": size, "slices": slices, "spacing_mm": [round(s, 3) for s in study.ct.GetSpacing()],
               "lung_slices": lung_count, "method": method, "weights": origin,
-              "input_size": int(model.preprocess.get("input_size", 0)), "torch_threads": torch.get_num_threads(),
+              "input": describe_input(model.preprocess), "torch_threads": torch.get_num_threads(),
               "baseline_preprocess_s": round(baseline, 3), "ct_mib": round(ct_mib, 1), "runs": []}
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     result = None
@@ -172,7 +173,7 @@ def format_report(report: dict) -> str:
     spacing = "x".join(f"{s:g}" for s in report["spacing_mm"])
     lines = [f"covidweak bench segment: {report['size']}x{report['size']}x{report['slices']} phantom CT "
              f"({spacing} mm, {report['lung_slices']} lung slices), {report['method']} {report['weights']}, "
-             f"input {report['input_size']}, {report['torch_threads']} torch threads",
+             f"input {report['input']}, {report['torch_threads']} torch threads",
              f"baseline (HU window + resize only): {report['baseline_preprocess_s']:.2f} s"]
     for run in report["runs"]:
         lines.append(f"{run['device']}: covidweak segment, file read to outputs written, {run['seconds']:.1f} s "

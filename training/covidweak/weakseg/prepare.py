@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..preprocess import HU_WINDOW, MSEAM_SIZE, hu_window, resize_slices
-from ..preprocess.lungbox import BOX_SHAPE, LungBox, box_stacks, fit_lung_box, stack_indices
+from ..preprocess.lungbox import BOX_SHAPE, CANONICAL_SPACING_MM, LungBox, box_stacks, fit_lung_box, stack_indices
 
 WHOLE_SLICE, LUNG_BOX = "slice", "lung_box"
 """``preprocess["geometry"]``: "slice" reads whole slices resized to ``input_size`` (the paper's
@@ -26,6 +26,15 @@ WHOLE_SLICE, LUNG_BOX = "slice", "lung_box"
 DEFAULT_PREPROCESS = {"input_size": MSEAM_SIZE, "hu_window": list(HU_WINDOW), "stack_depth": 3,
                       "geometry": WHOLE_SLICE, "box_shape": list(BOX_SHAPE)}
 """M-SEAM-NAM Sect. 3.2: 3 consecutive slices, resized to 448 x 448."""
+
+
+def describe_input(preprocess: Optional[dict]) -> str:
+    """What a network reads, in words: "lung box 160x224 at 1.4 mm" or "whole slice 448x448"."""
+    spec = {**DEFAULT_PREPROCESS, **(preprocess or {})}
+    if spec.get("geometry") == LUNG_BOX:
+        height, width = spec["box_shape"]
+        return f"lung box {height}x{width} at {CANONICAL_SPACING_MM:g} mm"
+    return f"whole slice {spec['input_size']}x{spec['input_size']}"
 
 
 def input_box(preprocess: Optional[dict], lungs: np.ndarray, spacing_yx: Sequence[float]) -> Optional[LungBox]:
