@@ -92,6 +92,23 @@ def test_ct_with_only_the_lung_bases_is_refused(chest):
         segment_lungs(lung_bases_ct(chest))
 
 
+def test_a_given_lung_mask_of_a_few_slices_is_refused_before_segmenting(chest, tmp_path):
+    """A user's mask crops the network input as the found lungs do, so it gets the same check."""
+    from covidweak.weakseg.infer import segment_ct
+    from weakseg_fixtures import weight_file
+    from covidweak.models import load_weights
+
+    labels = sitk.GetArrayFromImage(chest.lungs)
+    lung_rows = np.flatnonzero(labels.any(axis=(1, 2)))
+    labels[lung_rows[10]:] = 0  # keep the ten lowest lung slices: 50 mm of lung
+    bases = sitk.GetImageFromArray(labels)
+    bases.CopyInformation(chest.lungs)
+    model = load_weights(weight_file(tmp_path, "cam"), method="cam")
+    with pytest.raises(InputError, match=TOO_LITTLE):
+        segment_ct(chest.ct, model, lungs=bases, device="cpu")
+    assert check_lung_image(chest.ct, chest.lungs) is None  # the whole mask passes
+
+
 @pytest.mark.parametrize("size, slices, pattern", [(64, 24, "cap"), (64, 32, "covid"), (96, 16, "cap"), (128, 32, "normal")])
 def test_small_test_phantoms_pass(size, slices, pattern):
     """The fixtures elsewhere in Testing/ use phantoms this small; their anatomy shrinks with the field of view."""

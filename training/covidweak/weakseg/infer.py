@@ -53,7 +53,7 @@ def check_thresholds(t_fg: float, t_bg: float) -> None:
 
 
 def lung_labels_for(ct: sitk.Image, lungs: Optional[sitk.Image], progress: Optional[Progress] = None) -> sitk.Image:
-    """uint8 lung labels on ``ct``'s grid: ``lungs`` checked, or :func:`covidweak.lungs.segment_lungs`."""
+    """uint8 lung labels on ``ct``'s grid: ``lungs`` checked (grid, non-empty, a chest's lungs), or :func:`covidweak.lungs.segment_lungs`."""
     if lungs is None:
         from ..lungs import segment_lungs
 
@@ -71,6 +71,9 @@ def lung_labels_for(ct: sitk.Image, lungs: Optional[sitk.Image], progress: Optio
     lungs.CopyInformation(ct)
     if not sitk.GetArrayViewFromImage(lungs).any():
         raise InputError("the lung mask is empty: no lung to analyse; check the CT is a chest CT in HU")
+    from ..lungs.plausible import check_lung_image
+
+    check_lung_image(ct, lungs)  # a given mask crops the network input too, so it must be a chest's lungs
     return lungs
 
 
