@@ -49,7 +49,7 @@ over the whole lung and D = C . M is a lung-wide average: on 12 validation patie
 the box CAM gave positive Dice 0.30 at its best T_fg, against 0.57 for C itself. Raising the
 affinities to a power before normalising, as AffinityNet does with its beta = 8 (Ahn & Kwak 2018),
 keeps the weight on the most similar cells: beta = 8 gave 0.36, beta = 32 gave 0.46. The box
-configs set ``model.pcm_power``; weight files without it keep beta = 1."""
+configs set ``model.pcm_power: 32``; weight files without it keep beta = 1."""
 PCM_B4_CHANNELS = 64
 PCM_B5_CHANNELS = 128
 PCM_EMBED_CHANNELS = 192
