@@ -21,9 +21,10 @@ BATCH_DIR, INDEX_DIR, SIMILAR_FILE, CLUSTER_DIR = "batch", "case_index", "simila
 CXR_SEVERITY_DIR, DIAGNOSIS_DIR = "cxr_severity", "diagnosis"
 SIMILAR_K = 5
 """Studies asked of the similar-case search (fewer when the demo index is smaller)."""
-WEIGHTS_NOTE = ("the shipped *-light weights are smoke-test weights trained for minutes on small phantoms: lesion "
-                "outputs over-segment (volumes and CT scores well above the truth); the figures show the pipeline "
-                "runs, not the papers' accuracy")
+WEIGHTS_NOTE = ("the lesion networks (*-light, lung box) were trained on CPU on phantoms and reach about half the "
+                "papers' Dice: lesion volumes are of the truth's order, ground glass is under-segmented and a normal "
+                "CT may show a few mL; the diagnosis, DuCN, FeCNN and CXR weights are still smoke-test weights; "
+                "research use only")
 
 
 def run_command(argv: list[str]) -> int:
