@@ -46,7 +46,7 @@ SEAM (and Tang et al.) leave the affinity unsharpened: at 448 x 448 and stride 8
 its pretrained features already separate objects. On the lung box the map has 2240 cells and
 the lung parenchyma, lesion or not, looks alike to a young embedding, so a column of M spreads
 over the whole lung and D = C . M is a lung-wide average: on 12 validation patients a fresh PCM on
-the box CAM gave positive Dice 0.30 at its best T_fg, against 0.57 for C itself. Raising the
+the box CAM gave positive Dice 0.31 at its best T_fg, against 0.57 for C itself. Raising the
 affinities to a power before normalising, as AffinityNet does with its beta = 8 (Ahn & Kwak 2018),
 keeps the weight on the most similar cells: beta = 8 gave 0.36, beta = 32 gave 0.46. The box
 configs set ``model.pcm_power: 32``; weight files without it keep beta = 1."""
