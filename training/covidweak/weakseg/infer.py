@@ -197,13 +197,13 @@ def segment_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, t_fg: 
     probability = from_canonical(canonical, ct)
     del canonical
     network_done = time.perf_counter()
-    result = finish(ct, lungs, probability, t_fg, t_bg, model_summary(model, torch_device), start)
+    result = finish(ct, lungs, probability, t_fg, t_bg, model_summary(model, torch_device))
     # Where the runtime went, for the speed goals (summary.json; `covidweak bench segment` prints it).
     end = time.perf_counter()
     result.summary["stage_seconds"] = {"lungs_s": round(lungs_done - start, 3),
                                        "probability_s": round(network_done - lungs_done, 3),
                                        "tables_s": round(end - network_done, 3)}
-    result.summary["runtime_s"] = round(end - start, 3)  # the stages' end, not the summary's writing
+    result.summary["runtime_s"] = round(end - start, 3)
     return result
 
 
@@ -213,8 +213,8 @@ def model_summary(model, device) -> dict:
             "backbone": model.arch.get("backbone", ""), "device": str(device)}
 
 
-def finish(ct: sitk.Image, lungs: sitk.Image, probability: sitk.Image, t_fg: float, t_bg: float, about: dict,
-           start: float) -> SegmentResult:
+def finish(ct: sitk.Image, lungs: sitk.Image, probability: sitk.Image, t_fg: float, t_bg: float,
+           about: dict) -> SegmentResult:
     """Threshold ``probability`` and add the lesion table and summary (``about``: model identity)."""
     from ..zones import zone_map_3d
     from .lesions import lesion_table, summarize
@@ -222,7 +222,7 @@ def finish(ct: sitk.Image, lungs: sitk.Image, probability: sitk.Image, t_fg: flo
     mask = threshold(probability, t_fg)
     zones = zone_map_3d(lungs)  # once for the lesion table and the involvement
     lesions = lesion_table(probability, mask, ct, lungs, zones)
-    summary = summarize(probability, mask, lungs, lesions, t_fg, t_bg, about, time.perf_counter() - start, zones)
+    summary = summarize(probability, mask, lungs, lesions, t_fg, t_bg, about, zones)
     return SegmentResult(probability=probability, lungs=lungs, mask=mask, lesions=lesions, summary=summary,
                          t_fg=t_fg, t_bg=t_bg)
 

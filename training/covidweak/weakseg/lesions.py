@@ -148,8 +148,11 @@ def involvement(mask: sitk.Image, lungs: sitk.Image, zones: Optional[np.ndarray]
 
 
 def summarize(probability: sitk.Image, mask: sitk.Image, lungs: sitk.Image, lesions: list[dict], t_fg: float,
-              t_bg: float, about: dict, runtime_s: float, zones: Optional[np.ndarray] = None) -> dict:
-    """summary.json content: volumes, involvement, thresholds, model identity, runtime, version."""
+              t_bg: float, about: dict, zones: Optional[np.ndarray] = None) -> dict:
+    """summary.json content: volumes, involvement, thresholds, model identity, version.
+
+    The caller adds ``runtime_s`` and ``stage_seconds`` once its last stage has ended.
+    """
     from .. import __version__
 
     prob = sitk.GetArrayViewFromImage(probability)
@@ -167,7 +170,6 @@ def summarize(probability: sitk.Image, mask: sitk.Image, lungs: sitk.Image, lesi
         **about,
         "t_fg": t_fg,
         "t_bg": t_bg,
-        "runtime_s": round(runtime_s, 3),
         "covidweak_version": __version__,
         "note": RESEARCH_NOTE,
     }
