@@ -81,7 +81,6 @@ def chosen_t_fg(report: dict, method: str) -> float:
     finds more lesion by marking normal patients is not preferred. Ties go to the lower threshold.
     Raises InputError when the report has no sweep for ``method``.
     """
-
     entries = [e for e in report.get("methods", {}).values() if e.get("method") == method]
     if not entries or not entries[0].get("sweep"):
         raise InputError(f"the validation report has no T_fg sweep for {method}: run `covidweak evaluate weakseg "

@@ -218,7 +218,7 @@ class SeamTask(WeakSegTask):
     bag_size: Optional[int] = None
     # equivariance: the maps L_ER / L_ECR compare, "normalised" (SEAM's) or "logits"; see losses.seam.
     extra_params = {"init_from": "", "equivariance": "normalised"}
-    extra_model = {"pcm_power": PCM_POWER}  # models.seam.PCM_POWER
+    extra_model = {"pcm_power": PCM_POWER}
 
     def build_model(self, config: dict):
         model = super().build_model(config)
