@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..progress import Progress
-from .metrics import METRICS, bootstrap_intervals, class_metrics
+from .metrics import METRICS, bootstrap_intervals, class_metrics, confusion_matrix, plain_accuracy
 from .model import METHOD, PAPER_NAMES, task_name
 
 PERCENT_METRICS = ("accuracy", "precision", "sensitivity", "specificity")
@@ -52,11 +52,13 @@ def evaluate_model(records: list, model, device: str = "auto", resamples: int = 
     labels = np.array([classes.index(r["diagnosis"]) for r in rows])
     probs = np.array([[r["probabilities"][c] for c in classes] for r in rows])
     values = class_metrics(labels, probs, classes)
-    intervals = bootstrap_intervals(lambda idx: class_metrics(labels[idx], probs[idx], classes),
+    intervals = bootstrap_intervals(lambda idx: {**class_metrics(labels[idx], probs[idx], classes),
+                                                 "plain": {"accuracy": plain_accuracy(labels[idx], probs[idx])}},
                                     [r["patient_id"] for r in rows], resamples=resamples)
     table = {group: {m: {"value": values[group][m], "ci95": intervals[group][m]} for m in METRICS} for group in values}
     return {"classes": list(classes), "studies": len(rows), "patients": len({r["patient_id"] for r in rows}),
-            "metrics": table, "cases": rows}
+            "accuracy": {"value": plain_accuracy(labels, probs), "ci95": intervals["plain"]["accuracy"]},
+            "confusion": confusion_matrix(labels, probs, len(classes)).tolist(), "metrics": table, "cases": rows}
 
 
 def evaluate_models(data: Path, weights: Sequence[str], split: str = "test", device: str = "auto",
@@ -92,7 +94,8 @@ def _cell(entry: dict, metric: str) -> str:
 
 
 def markdown_tables(report: dict) -> str:
-    """Table 3 (one row per model) and Table 4 (per class, three-way models) as Markdown."""
+    """Table 3 (one row per model), Table 4 (per class, three-way models), and per model the plain
+    accuracy and the confusion matrix, as Markdown."""
     head = "| {} | Accuracy (%) | Precision (%) | Sensitivity (%) | Specificity (%) | AUC | Studies (patients) |"
     lines = [head.format("Task"), "|" + "---|" * 7]
     for label, entry in report["models"].items():
@@ -106,4 +109,10 @@ def markdown_tables(report: dict) -> str:
             for c in entry["classes"]:
                 cells = " | ".join(_cell(entry["metrics"][c][m], m) for m in METRICS)
                 lines.append(f"| {c} {suffix} | {cells} | {entry['studies']} ({entry['patients']}) |")
+    for label, entry in report["models"].items():
+        lines += ["", f"{label}: plain accuracy {_cell(entry['accuracy'], 'accuracy')} % "
+                      f"(share of studies given their true class; the Accuracy column above is the class mean of "
+                      f"one-vs-rest accuracies, as in the paper)", "",
+                  "| true \\ predicted | " + " | ".join(entry["classes"]) + " |", "|---|" + "---|" * len(entry["classes"])]
+        lines += [f"| {c} | " + " | ".join(str(n) for n in row) + " |" for c, row in zip(entry["classes"], entry["confusion"])]
     return "\n".join(lines)

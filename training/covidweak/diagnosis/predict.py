@@ -1,7 +1,8 @@
 """A chest CT -> per-slice and per-patient class probabilities, and the files of ``covidweak diagnose``.
 
 Every axial slice that contains lung is prepared exactly as in training (the ``preprocess`` dict
-stored with the weights, :func:`covidweak.weakseg.prepare.prepare_stacks`, canonical LPS axes),
+stored with the weights, :func:`covidweak.weakseg.prepare.prepare_stacks`, canonical LPS axes: the
+shared 1.4 mm lung box for a network trained on it, else the whole slice resized),
 classified by the softmax of the summed multi-scale scores, and the patient probability is
 aggregated from these (:mod:`.aggregate`). Slice numbers in the output are voxel indices k along
 the CT file's third axis.
@@ -90,7 +91,7 @@ def diagnose_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, devic
     from ..validate import check_ct
     from ..lungs.geometry import to_canonical
     from ..weakseg.infer import lung_labels_for, lung_slices
-    from ..weakseg.prepare import prepare_stacks
+    from ..weakseg.prepare import input_box, prepare_stacks
 
     if ct.GetDimension() != 3:
         raise InputError(f"diagnose needs a 3-D chest CT, got a {ct.GetDimension()}-D image "
@@ -101,10 +102,12 @@ def diagnose_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, devic
     lungs = lung_labels_for(ct, lungs, progress)
     # Array views die with their image: keep the canonical images alive while the views are used.
     ct_canonical, lungs_canonical = to_canonical(ct), to_canonical(lungs)
-    hu = sitk.GetArrayViewFromImage(ct_canonical)
-    todo = lung_slices(sitk.GetArrayViewFromImage(lungs_canonical))
+    hu, lung_array = sitk.GetArrayViewFromImage(ct_canonical), sitk.GetArrayViewFromImage(lungs_canonical)
+    todo = lung_slices(lung_array)
     model.model.to(torch_device).eval()
-    stacks = prepare_stacks(hu, todo, model.preprocess)
+    spacing_x, spacing_y = ct_canonical.GetSpacing()[:2]
+    box = input_box(model.preprocess, lung_array, (spacing_y, spacing_x))
+    stacks = prepare_stacks(hu, todo, model.preprocess, lung_array, box)
     probs = slice_probabilities(model.model, stacks, torch_device, batch_size, progress)
     classes = tuple(model.arch["classes"])
     top_k = int(model.arch["top_k"])

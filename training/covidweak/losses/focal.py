@@ -13,6 +13,9 @@ import torch
 from torch.nn import functional as F
 
 FOCAL_GAMMA = 1.0  # "We set gamma to 1 in the focal modulator f" (Hu et al., Sect. III-B)
+CLASS_BALANCE = ("loss", "sampling")
+"""How a classifier's training balances its classes: the w_i of Eq. 1 (the paper), or equal
+numbers of samples per class each epoch with w_i = 1 (the diagnosis task's params.balance)."""
 
 
 def class_balanced_weights(counts: Sequence[int] | torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ..errors import InputError
+from ..losses.focal import CLASS_BALANCE
 from ..losses.seam import EQUIVARIANCE_MAPS
 from ..models.resnet38 import FREEZE_BN
 
@@ -60,7 +61,7 @@ MIXED_TYPES: dict[str, tuple[type, ...]] = {"model.freeze_bn": (bool, str)}
 """Keys that take values of more than one type (see their CHOICES)."""
 
 CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "amp": AMP_MODES, "model.freeze_bn": FREEZE_BN,
-           "params.equivariance": EQUIVARIANCE_MAPS}
+           "params.equivariance": EQUIVARIANCE_MAPS, "params.balance": CLASS_BALANCE}
 POSITIVE_INTS = ("epochs", "batch_size", "accumulate", "log_every", "keep_last", "max_steps",
                  "data.max_studies", "early_stopping.patience", "params.epoch_samples")
 POSITIVE_NUMBERS = ("optim.clip_norm", "model.pcm_power")

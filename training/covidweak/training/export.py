@@ -76,8 +76,9 @@ def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optio
 
     model = task.build_model(payload["config"])
     model.load_state_dict(payload["model"])
-    spec = task.export_spec(payload["config"])
     epoch = payload["position"]["epoch"]
+    metrics = _epoch_metrics(run, epoch)
+    spec = task.export_spec(payload["config"], metrics)
     info = json.loads(run.run_json.read_text(encoding="utf-8")) if run.run_json.is_file() else {}
     training_data = {"path": info.get("data"), "studies": info.get("studies"),
                      "manifest_hash": info.get("data_manifest_hash"), "split": "split.json of the run"}
@@ -88,7 +89,7 @@ def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optio
         "task": task.name,
         "checkpoint": checkpoint,
         "epoch": epoch,
-        "metrics": _epoch_metrics(run, epoch),
+        "metrics": metrics,
         "training_data": training_data,
         "config": payload["config"],
         "dtype": "float16" if half else "float32",

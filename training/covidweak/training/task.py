@@ -31,7 +31,7 @@ Contract details the loop relies on:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Optional, Protocol
 
 from ..records import StudyRecord
 
@@ -76,5 +76,6 @@ class Task(Protocol):
     def validate(self, model, config: dict, device) -> dict[str, float]:
         """Validation metrics on the ``val`` split, including ``selection_metric``."""
 
-    def export_spec(self, config: dict) -> ExportSpec:
-        """How to rebuild the network and prepare its input at inference."""
+    def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
+        """How to rebuild the network and prepare its input at inference. ``metrics``: the logged
+        metrics of the exported epoch, for an ``arch`` field chosen on validation (diagnosis's top_k)."""

@@ -9,6 +9,8 @@ cross-entropy plus soft Dice of the two lungs; validation reports Dice per lung.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ...errors import InputError
 from ...models.cxr import CXR_LUNG_CLASSES, DEFAULT_CXR_ARCH, build_cxr_model
 from ..task import ExportSpec, TaskData
@@ -107,6 +109,6 @@ class CxrLungsTask:
         metrics = {f"dice_{name}": value for name, value in zip(LUNG_NAMES, per_lung)}
         return {"dice": sum(per_lung) / len(per_lung), **metrics}
 
-    def export_spec(self, config: dict) -> ExportSpec:
+    def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
         return ExportSpec(method=self.name, arch=dict(config["model"]),
                           preprocess={"input_size": config["preprocess"]["size"], "intensity": "min-max to [0, 1]"})

@@ -7,8 +7,12 @@ loss (gamma = 1, :mod:`covidweak.losses.focal`) and Adam (lr 1e-4, betas 0.5 / 0
 Which slices are training images: the paper's COVID-19 and CAP images show infection, so for
 those patients the slices containing lesion are used (from the lesion mask when the study has
 one, else the weakly annotated "positive" slices); a normal patient contributes every slice that
-contains lung. Each slice carries its patient's class. Classes are balanced by the loss weights,
-not by sampling, as in the paper.
+contains lung. Each slice carries its patient's class. ``params.balance`` says how classes are
+balanced: "loss" (the paper) weights the focal loss by inverse class frequency and shows every
+slice once per epoch; "sampling" draws the same number of slices of every class each epoch
+(``params.epoch_samples`` in all, default the training slice count), with replacement only for a
+class that has fewer, and leaves the loss unweighted. Sampling keeps the rare class's slices in
+every batch, which a CPU budget of a few thousand updates needs.
 
 Augmentation follows Sect. II-G.3: centre crop of 0.7-1 of the side, rotation within +-25 degrees,
 left-right flip with p = 0.5, and, with ``params.contrast_augmentation`` (the paper's CA; off is NCA),
@@ -16,22 +20,26 @@ contrast scaled by a random factor in 0.5-1.5. The contrast change is applied ab
 [0, 1] window (the shared :func:`~covidweak.training.tasks.weakseg_data.augment`), not about each
 image's mean as TensorFlow's ``random_contrast`` would.
 
-Validation (model selection on slice accuracy, as the paper keeps the checkpoint with the best
-validation accuracy) also reports study-level accuracy of the aggregated patient probability.
+Validation keeps the checkpoint with the best *balanced* slice accuracy (the mean over classes of
+the share of their slices called right). The paper keeps the best validation accuracy; on slices
+that are mostly normal, plain accuracy rewards calling everything normal. Validation also
+chooses the patient aggregation's ``top_k`` (:func:`~covidweak.diagnosis.aggregate.choose_top_k`
+on the validation patients) and reports its study accuracy; the exported weights store the
+``top_k`` chosen for the kept checkpoint.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from ...diagnosis.aggregate import patient_probability
+from ...diagnosis.aggregate import choose_top_k
 from ...diagnosis.model import METHOD, TOP_K, WIDTH, build_diagnosis_model, class_task
 from ...diagnosis.predict import slice_probabilities
 from ...losses import class_balanced_weights, focal_loss
-from ...losses.focal import FOCAL_GAMMA
+from ...losses.focal import CLASS_BALANCE, FOCAL_GAMMA
 from ...losses.mil import POSITIVE
 from ...weakseg.prepare import DEFAULT_PREPROCESS
 from ..task import ExportSpec, TaskData
@@ -58,13 +66,27 @@ def training_slices(study: PreparedStudy, diagnosis: str) -> list[int]:
     return [k for k, label in enumerate(study.labels) if label == POSITIVE]
 
 
+def balanced_draw(samples: list, total: int, rng: np.random.Generator) -> list:
+    """``total`` samples (rounded down to a multiple of the class count), the same number of each
+    class, in random order. samples: (study, slices, label) tuples; a class with fewer samples
+    than its share is drawn with replacement, the others without."""
+    by_class: dict[int, list[int]] = {}
+    for i, (_, _, label) in enumerate(samples):
+        by_class.setdefault(label, []).append(i)
+    share = max(1, int(total) // len(by_class))
+    picked = np.concatenate([rng.choice(members, size=share, replace=len(members) < share)
+                             for _, members in sorted(by_class.items())])
+    return [samples[i] for i in rng.permutation(picked)]
+
+
 class DiagnosisTask:
     name = "diagnosis"
-    selection_metric = "val_slice_accuracy"
+    selection_metric = "val_balanced_slice_accuracy"
     higher_is_better = True
     defaults = {
         "model": {"classes": "3-way", "width": WIDTH["paper"], "top_k": TOP_K},
-        "params": {"augment": True, "contrast_augmentation": True, "gamma": FOCAL_GAMMA, "val_batch_size": 16},
+        "params": {"augment": True, "contrast_augmentation": True, "gamma": FOCAL_GAMMA, "val_batch_size": 16,
+                   "balance": "loss", "epoch_samples": None},
         "preprocess": {**DEFAULT_PREPROCESS, "input_size": 224},  # Hu et al.: 224 x 224 input
     }
 
@@ -78,11 +100,16 @@ class DiagnosisTask:
     def section(self, config: dict, name: str) -> dict:
         return {**self.defaults[name], **(config.get(name) or {})}
 
-    def arch(self, config: dict) -> dict:
-        """The ``arch`` stored with the weights (see :mod:`covidweak.diagnosis.model`)."""
+    def arch(self, config: dict, metrics: Optional[dict] = None) -> dict:
+        """The ``arch`` stored with the weights (see :mod:`covidweak.diagnosis.model`).
+
+        ``top_k`` is the one validation chose for the exported checkpoint (``metrics["val_top_k"]``)
+        when the run recorded one, else ``model.top_k`` of the config.
+        """
         model, params = self.section(config, "model"), self.section(config, "params")
         data = config.get("data") or {}
-        return {"classes": list(class_task(model["classes"])), "width": float(model["width"]), "top_k": int(model["top_k"]),
+        top_k = int((metrics or {}).get("val_top_k") or model["top_k"])
+        return {"classes": list(class_task(model["classes"])), "width": float(model["width"]), "top_k": top_k,
                 "contrast_augmentation": bool(params["augment"] and params["contrast_augmentation"]),
                 "split": {"seed": int(config.get("seed", 0)), "fractions": list(data.get("fractions") or [])}}
 
@@ -109,13 +136,21 @@ class DiagnosisTask:
         if (counts == 0).any():
             missing = [c for c, n in zip(classes, counts) if n == 0]
             raise ValueError(f"no training slices of class {', '.join(missing)}: the training split needs every class")
-        self.class_weights = class_balanced_weights(counts.tolist())
+        balance = self.section(config, "params")["balance"]
+        if balance not in CLASS_BALANCE:
+            raise ValueError(f"params.balance '{balance}': use one of {', '.join(CLASS_BALANCE)}")
+        # Sampling already balances the classes; weighting the loss as well would count it twice.
+        self.class_weights = class_balanced_weights(counts.tolist()) if balance == "loss" else None
 
     def train_batches(self, config: dict, epoch: int, seed: int):
-        """Every training slice once per epoch, in an order fixed by (seed, epoch)."""
+        """One epoch's batches in an order fixed by (seed, epoch): every training slice once
+        ("loss"), or the same number of slices per class ("sampling")."""
         params = self.section(config, "params")
         rng = np.random.default_rng([int(seed), int(epoch)])
-        order = [self.samples[i] for i in rng.permutation(len(self.samples))]
+        if params["balance"] == "sampling":
+            order = balanced_draw(self.samples, params["epoch_samples"] or len(self.samples), rng)
+        else:
+            order = [self.samples[i] for i in rng.permutation(len(self.samples))]
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         spec = augmentation(params["contrast_augmentation"]) if params["augment"] else None
         return list(batches(self.train_set, order, int(config["batch_size"]), spec, generator))
@@ -127,22 +162,28 @@ class DiagnosisTask:
         return {"loss": focal_loss(model(x).score, y, gamma=gamma, weights=self.class_weights)}
 
     def validate(self, model, config: dict, device) -> dict[str, float]:
-        """Slice accuracy on the val split's training-type slices, and study accuracy of the aggregate."""
-        model_section = self.section(config, "model")
-        classes, top_k = class_task(model_section["classes"]), int(model_section["top_k"])
+        """Slice accuracy (plain and balanced over classes) on the val split's training-type slices;
+        the ``top_k`` chosen on the val patients and their study accuracy at it."""
+        classes = class_task(self.section(config, "model")["classes"])
         batch_size = int(self.section(config, "params")["val_batch_size"])
-        correct, studies_correct = 0, 0
+        right, total = np.zeros(len(classes)), np.zeros(len(classes))  # val slices per true class
+        patients = []
         for s, study in enumerate(self.val_set):
             lung = np.flatnonzero(study.lungs.any(axis=(1, 2))) if study.lungs is not None else np.arange(len(study.labels))
             probs = slice_probabilities(model, study.stacks[lung], device, batch_size)
             row = {int(k): i for i, k in enumerate(lung)}
             for _, (k,), label in (sample for sample in self.val_samples if sample[0] == s):
-                correct += int(probs[row[k]].argmax() == label)
-            studies_correct += int(patient_probability(probs, classes, top_k).argmax() == self.val_labels[s])
-        n_slices, n_studies = len(self.val_samples), len(self.val_set)
-        return {"val_slice_accuracy": correct / n_slices if n_slices else float("nan"),
-                "val_study_accuracy": studies_correct / n_studies if n_studies else float("nan"),
-                "val_studies": float(n_studies)}
+                right[label] += int(probs[row[k]].argmax() == label)
+                total[label] += 1
+            patients.append(probs)
+        if not patients:
+            return {"val_slice_accuracy": float("nan"), "val_balanced_slice_accuracy": float("nan"),
+                    "val_study_accuracy": float("nan"), "val_studies": 0.0}
+        seen = total > 0
+        top_k, accuracy = choose_top_k(patients, np.array(self.val_labels), classes)
+        return {"val_slice_accuracy": float(right.sum() / max(total.sum(), 1)),
+                "val_balanced_slice_accuracy": float((right[seen] / total[seen]).mean()),
+                "val_study_accuracy": accuracy[top_k], "val_top_k": float(top_k), "val_studies": float(len(patients))}
 
-    def export_spec(self, config: dict) -> ExportSpec:
-        return ExportSpec(method=METHOD, arch=self.arch(config), preprocess=self.section(config, "preprocess"))
+    def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
+        return ExportSpec(method=METHOD, arch=self.arch(config, metrics), preprocess=self.section(config, "preprocess"))

@@ -29,6 +29,7 @@ paper's CC-CCII images do not say whether they had the same problem.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -222,7 +223,7 @@ class DuCnTask:
         metrics.update({f"study_{k}": v for k, v in detection_metrics(study_truth, study_p).items()})
         return metrics
 
-    def export_spec(self, config: dict) -> ExportSpec:
+    def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
         from ...preprocess import HU_WINDOW
 
         return ExportSpec(method=self.name, arch=dict(config["model"]),

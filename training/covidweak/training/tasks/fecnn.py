@@ -222,7 +222,7 @@ class FeCnnTask:
             metrics[f"omega_{name}"] = weight
         return metrics
 
-    def export_spec(self, config: dict) -> ExportSpec:
+    def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
         arch = self.section(config, "model")
         preprocess = self.section(config, "preprocess")
         arch["input_size"] = int(preprocess["input_size"])

@@ -24,6 +24,8 @@ resumed run relabels its pool with the weights it resumes from.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ...errors import InputError
@@ -117,7 +119,7 @@ class CxrEmbedTask:
         return {"bce": float(F.binary_cross_entropy_with_logits(logits, val["findings"])),
                 "mean_auc": float(np.mean(aucs)) if aucs else float("nan")}
 
-    def export_spec(self, config: dict) -> ExportSpec:
+    def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
         return ExportSpec(method=self.name, arch=dict(config["model"]),
                           preprocess={"input_size": config["preprocess"]["size"], "intensity": INTENSITY})
 
@@ -270,7 +272,7 @@ class SeverityTask:
         metrics = severity_metrics(predicted.cpu().numpy(), val["severity"].cpu().numpy())
         return {k: v for k, v in metrics.items() if k in ("mse", "mae", "cc", "r2", "mean_auc")}
 
-    def export_spec(self, config: dict) -> ExportSpec:
+    def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
         return ExportSpec(method="severity", arch=self.arch(config),
                           preprocess={"input_size": config["preprocess"]["size"], "intensity": INTENSITY,
                                       "threshold": SEVERITY_THRESHOLD})

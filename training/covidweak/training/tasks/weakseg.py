@@ -189,7 +189,7 @@ class WeakSegTask:
         params = self.section(config, "params")
         return validate_studies(model, self.val_set, device, float(params["threshold"]), int(params["val_batch_size"]))
 
-    def export_spec(self, config: dict) -> ExportSpec:
+    def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
         return ExportSpec(method=self.method, arch=self.section(config, "model"), preprocess=self.section(config, "preprocess"))
 
 
