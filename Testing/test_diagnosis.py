@@ -11,8 +11,9 @@ import pytest
 import SimpleITK as sitk
 
 from covidweak.cli import main
-from covidweak.diagnosis.aggregate import describe, patient_probability, top_slices
-from covidweak.diagnosis.metrics import auc, binary_metrics, bootstrap_intervals, class_metrics
+from covidweak.diagnosis.aggregate import choose_top_k, describe, patient_probability, top_slices
+from covidweak.diagnosis.metrics import (auc, binary_metrics, bootstrap_intervals, class_metrics, confusion_matrix,
+                                         plain_accuracy)
 from covidweak.diagnosis.model import CLASSES, METHOD, build_diagnosis_model
 from covidweak.errors import InputError, ModelError
 from weakseg_fixtures import synthetic_ct, weight_file
@@ -36,6 +37,29 @@ def test_aggregation_without_a_normal_class_takes_the_most_confident_slices():
 def test_aggregation_of_no_slice_is_refused():
     with pytest.raises(InputError, match="no lung slice"):
         patient_probability(np.zeros((0, 3)), CLASSES, 3)
+
+
+def test_top_k_is_chosen_on_patient_accuracy_with_ties_to_the_smaller_k():
+    one_lesion_slice = np.array([[0.7, 0.1, 0.2]] + [[0.1, 0.1, 0.8]] * 4)  # covid, one slice shows it
+    normal = np.array([[0.1, 0.1, 0.8]] * 5)
+    cap = np.array([[0.1, 0.6, 0.3]] * 5)
+    # k=1: all three right; k=3: the covid patient averages to [0.3, 0.1, 0.6] -> normal, 2/3 right.
+    k, accuracy = choose_top_k([one_lesion_slice, normal, cap], np.array([0, 2, 1]), CLASSES, candidates=(3, 1, 5))
+    assert k == 1 and accuracy == pytest.approx({1: 1.0, 3: 2 / 3, 5: 2 / 3})
+    k, _ = choose_top_k([normal, cap], np.array([2, 1]), CLASSES, candidates=(5, 3))
+    assert k == 3  # every k is right: the smaller one
+    with pytest.raises(ValueError, match="one label per patient"):
+        choose_top_k([normal], np.array([2, 1]), CLASSES)
+
+
+def test_plain_accuracy_and_confusion_matrix_by_hand():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.array([[.8, .1, .1], [.2, .7, .1], [.1, .8, .1], [.1, .6, .3], [.1, .1, .8], [.5, .2, .3]])
+    assert plain_accuracy(labels, probs) == pytest.approx(4 / 6)
+    # row = true class, column = predicted: covid 1 right + 1 as cap, cap 2 right, normal 1 right + 1 as covid
+    assert confusion_matrix(labels, probs, 3).tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    # The paper's class mean of one-vs-rest accuracies is higher than the share of right answers.
+    assert class_metrics(labels, probs, CLASSES)["overall"]["accuracy"] == pytest.approx((4 / 6 + 5 / 6 + 5 / 6) / 3)
 
 
 def test_binary_metrics_and_auc_by_hand():
@@ -211,3 +235,51 @@ def test_evaluate_diagnosis_reports_tables_3_and_4(phantom_dir, tmp_path, capsys
     assert set(entry["metrics"]["overall"]["accuracy"]) == {"value", "ci95"}
     tables = capsys.readouterr().out
     assert "| Task | Accuracy (%)" in tables and "| normal (CA) |" in tables
+
+
+def test_balanced_draw_gives_every_class_the_same_share():
+    from covidweak.training.tasks.diagnosis import balanced_draw
+
+    samples = [(0, (k,), 0) for k in range(50)] + [(1, (k,), 1) for k in range(5)] + [(2, (k,), 2) for k in range(20)]
+    drawn = balanced_draw(samples, 61, np.random.default_rng(0))
+    labels = [label for _, _, label in drawn]
+    assert len(drawn) == 60 and np.bincount(labels).tolist() == [20, 20, 20]
+    # the rare class repeats its 5 slices; the others are drawn without replacement
+    assert len({k for _, (k,), label in drawn if label == 1}) == 5
+    assert len({k for _, (k,), label in drawn if label == 0}) == 20 and len({k for _, (k,), label in drawn if label == 2}) == 20
+
+
+def test_box_diagnosis_does_not_depend_on_the_field_of_view_or_pixel_size(phantom_dir):
+    """The shared lung box reads the lungs at 1.4 mm whatever the CT's matrix: padding the field of view
+    gives the same probabilities, and halving the pixel size nearly the same."""
+    import torch
+
+    from covidweak.datasets.phantom import read_phantom
+    from covidweak.diagnosis.predict import diagnose_ct
+    from covidweak.io import read_ct, read_image
+    from covidweak.models.weights import LoadedModel
+
+    record = next(r for r in read_phantom(phantom_dir) if r.diagnosis == "covid")
+    ct, lungs = read_ct(record.ct_path), read_image(record.lung_mask_path)
+    arch = {"classes": list(CLASSES), "width": 0.125, "top_k": 2}
+    torch.manual_seed(0)
+    model = LoadedModel(model=build_diagnosis_model(METHOD, arch).eval(), method=METHOD, arch=arch, path=None, sha256="",
+                        preprocess={"geometry": "lung_box", "box_shape": [48, 64], "hu_window": [-1200.0, 600.0],
+                                    "stack_depth": 3, "input_size": 224})
+
+    def padded(image, value):
+        return sitk.ConstantPad(image, (24, 16, 0), (24, 16, 0), value)
+
+    def finer(image, interpolator):
+        size = [2 * n for n in image.GetSize()[:2]] + [image.GetSize()[2]]
+        spacing = [s / 2 for s in image.GetSpacing()[:2]] + [image.GetSpacing()[2]]
+        # the same field of view: the first pixel centre moves half a new pixel towards the corner
+        origin = np.array(image.GetOrigin()) - np.array(image.GetDirection()).reshape(3, 3) @ [spacing[0] / 2, spacing[1] / 2, 0]
+        return sitk.Resample(image, size, sitk.Transform(), interpolator, origin.tolist(), spacing, image.GetDirection())
+
+    base = diagnose_ct(ct, model, lungs=lungs, device="cpu")
+    wide = diagnose_ct(padded(ct, -1000.0), model, lungs=padded(lungs, 0), device="cpu")
+    fine = diagnose_ct(finer(ct, sitk.sitkLinear), model, lungs=finer(lungs, sitk.sitkNearestNeighbor), device="cpu")
+    assert wide.slice_probs == pytest.approx(base.slice_probs, abs=1e-5)
+    assert fine.slice_probs.shape == base.slice_probs.shape
+    assert np.abs(fine.probability - base.probability).max() < 0.02
