@@ -132,3 +132,23 @@ def test_probability_equivariance_compares_sigmoid_maps_of_positive_images():
     assert maps[0][1].abs().max() == 0  # a negative image adds nothing, as with normalised maps
     assert equivariant_regularization_loss(*maps).item() < 1e-4
     assert equivariant_regularization_loss(*equivariance_maps(c_l, c_s, c_l, c_s, y, "logits")).item() > 1.0
+
+
+def test_peak_equivariance_compares_shapes_scaled_by_the_bags_peak():
+    """A map and its faded copy (probabilities 0.5 vs 0.05 at the same pixel) disagree as probabilities
+    but agree once each is divided by its bag's peak; a lesion-free slice of the bag stays near 0."""
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    c_l = torch.full((2, 1, 2, 2), -20.0)
+    c_l[0, 0, 0, 1] = logit(0.5)  # slice 0 of the bag holds the lesion, slice 1 none
+    c_s = torch.full((2, 1, 2, 2), -20.0)
+    c_s[0, 0, 0, 1] = logit(0.05)
+    y = torch.ones(2, 1)
+    peak = equivariance_maps(c_l, c_s, c_l, c_s, y, "peak", bag_size=2)
+    assert peak[0][0, 0, 0, 1].item() == pytest.approx(1.0, abs=1e-4) and peak[1][0, 0, 0, 1].item() == pytest.approx(1.0, abs=1e-3)
+    assert peak[0][1].max().item() < 1e-7  # the lesion-free slice: sigmoid(-20) / 0.5
+    assert equivariant_regularization_loss(*peak).item() < 1e-3
+    # plain probabilities: |0.5 - 0.05| / 4 pixels, for C and for D, on one slice of two
+    plain = equivariance_maps(c_l, c_s, c_l, c_s, y, "probabilities")
+    assert equivariant_regularization_loss(*plain).item() == pytest.approx(2 * 0.45 / 4 / 2, rel=1e-3)
+    # a negative bag adds nothing
+    assert equivariance_maps(c_l, c_s, c_l, c_s, torch.zeros(2, 1), "peak", bag_size=2)[0].abs().max() == 0

@@ -15,6 +15,12 @@ stayed near chance with raw logits and fell with normalised maps (README, Status
 -10 to -20 on background (so "logits" is dominated by background that differs in size only,
 and the ReLU of "normalised" leaves nothing), while the probability is ~0 there as a normalised
 CAM is. Like the normalised maps they are multiplied by the image label.
+"peak" divides each sigmoid map by its peak over the slice's bag (the slice itself outside
+M-SEAM-NAM's bags): SEAM's max normalisation carried over to noisy-OR probabilities. Plain
+probability maps agree best when both scales' maps fade to zero, which noisy-OR allows (one
+confident pixel calls a slice); a map scaled to peak 1 cannot fade, so L_ER / L_ECR compare
+shapes only, as in SEAM. The bag's peak, not each slice's, because most slices of a positive bag
+hold no lesion and their own peak would blow background noise up to 1.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ def classification_loss(p_l: torch.Tensor, p_s: torch.Tensor, y: torch.Tensor) -
     return per_image.sum(dim=1).mean()
 
 
-EQUIVARIANCE_MAPS = ("normalised", "logits", "probabilities")
+EQUIVARIANCE_MAPS = ("normalised", "logits", "probabilities", "peak")
 NORM_EPS = 1e-5  # keeps an all-zero map at zero instead of 0 / 0
 
 
@@ -55,18 +61,29 @@ def normalise_map(cam: torch.Tensor) -> torch.Tensor:
     return F.relu(x - low - NORM_EPS) / (high - low + NORM_EPS)
 
 
-def equivariance_maps(c_l, c_s, d_l, d_s, y: torch.Tensor, kind: str = "normalised"):
+def bag_peak_normalise(probability: torch.Tensor, bag_size: int = 1) -> torch.Tensor:
+    """(N, C, h, w) maps in [0, 1], N = B * bag_size consecutive bag slices -> each divided by its
+    bag's maximum per class (NORM_EPS keeps an all-zero bag at zero)."""
+    n, c, h, w = probability.shape
+    bags = probability.reshape(n // bag_size, bag_size, c, h, w)
+    peak = bags.amax(dim=(1, 3, 4), keepdim=True)
+    return (bags / (peak + NORM_EPS)).reshape(n, c, h, w)
+
+
+def equivariance_maps(c_l, c_s, d_l, d_s, y: torch.Tensor, kind: str = "normalised", bag_size: int = 1):
     """The four maps Eq. 2-3 compare, for ``kind`` in :data:`EQUIVARIANCE_MAPS`.
 
     c_*, d_*: (N, C, h, w) logit maps; y: (N, C) per-image labels in {0, 1} (for a bag, its
-    label repeated for each slice). Returns (c_l, c_s, d_l, d_s), unchanged for "logits".
+    label repeated for each slice); bag_size: slices per bag ("peak" normalises per bag).
+    Returns (c_l, c_s, d_l, d_s), unchanged for "logits".
     """
     if kind not in EQUIVARIANCE_MAPS:
         raise ValueError(f"unknown equivariance maps '{kind}': use one of {', '.join(EQUIVARIANCE_MAPS)}")
     if kind == "logits":
         return c_l, c_s, d_l, d_s
     present = y.float().reshape(y.shape[0], -1)[:, :, None, None]
-    scale = torch.sigmoid if kind == "probabilities" else normalise_map
+    scale = {"probabilities": torch.sigmoid, "normalised": normalise_map,
+             "peak": lambda m: bag_peak_normalise(torch.sigmoid(m), bag_size)}[kind]
     return tuple(scale(m.float()) * present for m in (c_l, c_s, d_l, d_s))
 
 

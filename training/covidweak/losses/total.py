@@ -56,7 +56,7 @@ def m_seam_nam_loss(
     else:
         cls = mil_classification_loss(output.p_l, output.p_s, y, bag_size)
         slice_y = y.reshape(y.shape[0], -1).repeat_interleave(bag_size, dim=0)
-    maps = equivariance_maps(output.c_l, output.c_s, output.d_l, output.d_s, slice_y, equivariance)
+    maps = equivariance_maps(output.c_l, output.c_s, output.d_l, output.d_s, slice_y, equivariance, bag_size or 1)
     er = equivariant_regularization_loss(*maps)
     ecr = equivariant_cross_regularization_loss(*maps)
     if use_nam:
