@@ -16,6 +16,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work=$1
 read -ra cw <<< "${COVIDWEAK:-$root/.venv/bin/covidweak}"
+python=${PYTHON:-$root/.venv/bin/python}
 mkdir -p "$work/train" "$work/eval"
 stage() { echo "[$(date +%T)] $*"; }
 
@@ -37,7 +38,7 @@ phantom test-288x36 30 53000 288 36
 
 # One manifest over the five training parts, with paths relative to WORK/train.
 if [ ! -f "$work/train/manifest.csv" ]; then
-  "$root/.venv/bin/python" - "$work/train" "${parts[@]#train/}" <<'PY'
+  "$python" - "$work/train" "${parts[@]#train/}" <<'PY'
 import csv, sys
 from pathlib import Path
 root, parts = Path(sys.argv[1]), sys.argv[2:]
