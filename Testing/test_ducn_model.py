@@ -37,7 +37,7 @@ def test_slice_channels_distance_map_by_hand():
     lungs[0, 1:6, 1:6] = 1  # a 5x5 lung: rings at distance 1, 2 and the centre at 3 from the outside
     hu = np.full((1, 7, 7), -1200.0, np.float32)
     hu[0, 3, 3] = 600.0
-    channels, rows = slice_channels(hu, lungs, (1.0, 1.0), size=7)
+    channels, rows = slice_channels(hu, lungs, (1.0, 1.0), {"input_size": 7})
     assert rows.tolist() == [0] and channels.shape == (1, 3, 7, 7)
     raw, lung_image, distance = channels[0]
     assert raw[3, 3] == 1.0 and raw[0, 0] == 0.0  # HU window -1200..600 mapped to 0..1
@@ -46,11 +46,28 @@ def test_slice_channels_distance_map_by_hand():
     assert lung_image[3, 3] == 1.0 and np.all(lung_image[lungs[0] == 0] == 0)
 
 
+def test_slice_channels_on_the_lung_box_crop_a_14mm_ct_and_keep_its_distances():
+    """At the canonical 1.4 mm the box is a plain crop: the same 5x5 lung and hand values as above,
+    wherever the lung sits in a larger field of view."""
+    lungs = np.zeros((1, 40, 50), np.uint8)
+    lungs[0, 11:16, 31:36] = 1
+    hu = np.full((1, 40, 50), -1200.0, np.float32)
+    hu[0, 13, 33] = 600.0
+    channels, rows = slice_channels(hu, lungs, (1.4, 1.4), {"geometry": "lung_box", "box_shape": [16, 20]})
+    assert rows.tolist() == [0] and channels.shape == (1, 3, 16, 20)
+    raw, lung_image, distance = channels[0]
+    centre = np.unravel_index(np.argmax(lung_image), lung_image.shape)
+    assert raw[centre] == 1.0 and distance[centre] == pytest.approx(1.0)
+    ring = (centre[0] - 1, centre[1])
+    assert distance[ring] == pytest.approx(2 / 3) and lung_image.astype(bool).sum() == 1  # only the 600 HU pixel is non-zero
+    assert (distance > 0).sum() == 25 and raw.min() == 0.0  # the lung, and air (-1200 HU) around it
+
+
 def test_slices_without_enough_lung_are_left_out():
     lungs = np.zeros((2, 7, 7), np.uint8)
     lungs[1, 1:6, 1:6] = 2
     lungs[0, 3, 3] = 1  # one pixel: not a lung slice
-    _, rows = slice_channels(np.zeros((2, 7, 7), np.float32), lungs, (1.0, 1.0), size=7)
+    _, rows = slice_channels(np.zeros((2, 7, 7), np.float32), lungs, (1.0, 1.0), {"input_size": 7})
     assert rows.tolist() == [1]
 
 
@@ -69,10 +86,10 @@ def test_study_inputs_number_slices_by_file_index():
     ct, lungs = sitk.GetImageFromArray(hu), sitk.GetImageFromArray(labels)
     for image in (ct, lungs):  # a z-flipped file: canonical order reverses the slices
         image.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, -1))
-    inputs = study_inputs(ct, lungs, size=8)
+    inputs = study_inputs(ct, lungs, {"input_size": 8})
     assert inputs.slice_numbers.tolist() == [2] and inputs.channels.shape == (1, 3, 8, 8)
     with pytest.raises(InputError, match="no lung"):
-        study_inputs(ct, sitk.GetImageFromArray(np.zeros((3, 8, 8), np.uint8)), size=8)
+        study_inputs(ct, sitk.GetImageFromArray(np.zeros((3, 8, 8), np.uint8)), {"input_size": 8})
 
 
 def test_network_shapes_and_unit_norm():

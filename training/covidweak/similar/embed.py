@@ -64,13 +64,13 @@ def embed_study(loaded, ct, lungs=None, batch_size: int = DEFAULT_BATCH_SIZE, de
     """Every lung slice of one CT -> its recommendation embedding.
 
     loaded: a :class:`covidweak.models.weights.LoadedModel` of method ``ducn`` (its preprocess gives
-    ``input_size`` and ``ablation``); ct / lungs: SimpleITK images as for
+    the input grid and ``ablation``); ct / lungs: SimpleITK images as for
     :func:`covidweak.similar.inputs.study_inputs`. ``slice_number``: embed only that file slice
     (InputError when it is not a lung slice).
     """
     from ..errors import InputError
 
-    inputs = study_inputs(ct, lungs, size=int(loaded.preprocess["input_size"]), progress=progress)
+    inputs = study_inputs(ct, lungs, loaded.preprocess, progress=progress)
     channels, numbers = inputs.channels, inputs.slice_numbers
     if slice_number is not None:
         rows = np.flatnonzero(numbers == slice_number)

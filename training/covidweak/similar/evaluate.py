@@ -106,6 +106,7 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
     from ..index import CaseIndex
     from ..io import read_ct, read_image
     from .embed import covid_probabilities, recommendation_embeddings
+    from ..weakseg.prepare import describe_input
     from .inputs import apply_ablation, study_inputs
     from .library import load_ducn, study_metadata
 
@@ -113,14 +114,14 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
     records, selection = select_test_records(open_dataset(data), weights, split_file)
     if len(records) < 2:
         raise InputError(f"only {len(records)} study selected from {data}: evaluation needs at least two")
-    size, ablation = int(loaded.preprocess["input_size"]), loaded.preprocess.get("ablation", "none")
+    ablation = loaded.preprocess.get("ablation", "none")
     slice_truth, slice_p, study_truth, study_p, vectors, numbers = [], [], [], [], {}, {}
     shows_disease = []  # per slice: a lesion slice, or any slice of a normal study
     for done, record in enumerate(records):
         if progress is not None:
             progress.update(done, len(records), f"running DuCN on {record.study_id}")
         lungs = read_image(record.lung_mask_path) if record.lung_mask_path is not None else None
-        inputs = study_inputs(read_ct(record.ct_path), lungs, size=size)
+        inputs = study_inputs(read_ct(record.ct_path), lungs, loaded.preprocess)
         channels = apply_ablation(inputs.channels, ablation)
         p = covid_probabilities(loaded.model, channels, batch_size, device)
         truth = int(record.diagnosis == "covid")
@@ -163,7 +164,7 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
         retrieval["same_pattern"] = {"queries": 0, "reason": "the dataset has no lesion table"}
     return {
         "model": {"name": str(weights or "ducn-light"), "sha256": loaded.sha256, "ablation": ablation,
-                  "input_size": size},
+                  "input": describe_input(loaded.preprocess)},
         "data": str(data), "selection": selection,
         "detection": {"slice": detection_metrics(slice_truth, slice_p),
                       "lesion_slice": detection_metrics(np.asarray(slice_truth)[shows_disease],

@@ -38,6 +38,8 @@ from torch.utils.data import Dataset
 from ...errors import InputError
 from ...models.ducn import DEFAULT_DUCN_ARCH, build_ducn, load_imagenet_init
 from ...preprocess import DUCN_SIZE
+from ...preprocess.lungbox import BOX_SHAPE
+from ...weakseg.prepare import WHOLE_SLICE
 from ..task import ExportSpec, TaskData
 
 TUPLE_SIZE = 6  # a, positive, negative for detection, then anchor, positive, negative for recommendation
@@ -104,8 +106,9 @@ class TupleDataset(Dataset):
         return torch.from_numpy(self.pool.channels[self.rows[index]].astype(np.float32))
 
 
-def prepare_pool(records, size: int, ablation: str, progress=None) -> tuple[SlicePool, list[tuple[int, int]]]:
-    """Read every study's lung slices into a :class:`SlicePool`; also (first row, end row) per study."""
+def prepare_pool(records, preprocess: dict, ablation: str, progress=None) -> tuple[SlicePool, list[tuple[int, int]]]:
+    """Read every study's lung slices into a :class:`SlicePool` (the input grid of ``preprocess``, see
+    :func:`covidweak.similar.inputs.slice_channels`); also (first row, end row) per study."""
     from ...io import read_ct, read_image
     from ...similar.inputs import apply_ablation, study_inputs
 
@@ -114,7 +117,7 @@ def prepare_pool(records, size: int, ablation: str, progress=None) -> tuple[Slic
     start = 0
     for s, record in enumerate(records):
         lungs = read_image(record.lung_mask_path) if record.lung_mask_path is not None else None
-        inputs = study_inputs(read_ct(record.ct_path), lungs, size=size)
+        inputs = study_inputs(read_ct(record.ct_path), lungs, preprocess)
         n = len(inputs.channels)
         channels.append(apply_ablation(inputs.channels, ablation).astype(np.float16))
         study.append(np.full(n, s))
@@ -155,7 +158,8 @@ class DuCnTask:
         "model": dict(DEFAULT_DUCN_ARCH),
         "params": {"ablation": "none", "scr_anchor": "covid", "samples_per_epoch": 0, "init_weights": "",
                    "lesion_slices_only": False},
-        "preprocess": {"input_size": DUCN_SIZE},
+        # geometry "lung_box" reads the shared 1.4 mm lung box of box_shape; "slice" the whole slice at input_size.
+        "preprocess": {"input_size": DUCN_SIZE, "geometry": WHOLE_SLICE, "box_shape": list(BOX_SHAPE)},
     }
 
     def __init__(self):
@@ -179,12 +183,11 @@ class DuCnTask:
             raise InputError(f"params.ablation '{params['ablation']}' is unknown: choose {', '.join(ABLATIONS)}")
         if params["scr_anchor"] not in ("covid", "any"):
             raise InputError(f"params.scr_anchor '{params['scr_anchor']}' is unknown: choose covid or any")
-        size = int(config["preprocess"]["input_size"])
         for split in ("train", "val"):
             records = data.splits.get(split, [])
             if not records:
                 raise InputError(f"task ducn: the {split} split is empty; use more patients or change data.fractions")
-            self.pools[split], spans = prepare_pool(records, size, params["ablation"])
+            self.pools[split], spans = prepare_pool(records, config["preprocess"], params["ablation"])
             if split == "val":
                 self.val_spans, self.val_records = spans, records
         n_val = min(int(self.pools["val"].covid.sum()), 256)
@@ -227,6 +230,6 @@ class DuCnTask:
         from ...preprocess import HU_WINDOW
 
         return ExportSpec(method=self.name, arch=dict(config["model"]),
-                          preprocess={"input_size": int(config["preprocess"]["input_size"]),
+                          preprocess={**config["preprocess"], "input_size": int(config["preprocess"]["input_size"]),
                                       "ablation": config["params"]["ablation"],
                                       "intensity": f"HU window {list(HU_WINDOW)} to [0, 1]"})
