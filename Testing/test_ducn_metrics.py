@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from covidweak.errors import InputError
@@ -66,3 +67,28 @@ def test_study_probability_is_the_mean_of_the_top_quarter():
     assert study_probability([0.4]) == pytest.approx(0.4)
     with pytest.raises(InputError):
         study_probability([])
+
+
+def test_case_similarity_by_hand():
+    from covidweak.similar.similarity import case_similarity, lesion_profile
+
+    ggo_right = {"type": 1, "lung": "right", "zone": "lower", "volume_ml": 9.0}
+    cons_left = {"type": 3, "lung": "left", "zone": "upper", "volume_ml": 9.0}
+    types, zones, total = lesion_profile([ggo_right, cons_left])
+    assert types.tolist() == [0.5, 0.0, 0.5] and zones[2] == 0.5 and zones[3] == 0.5 and total == 18.0
+    assert case_similarity([], []) == 1.0 and case_similarity([ggo_right], [ggo_right]) == 1.0
+    # half the type mix and half the zones shared; burden exp(-|ln 10 - ln 19|) = 10 / 19
+    assert case_similarity([ggo_right], [ggo_right, cons_left]) == pytest.approx((0.5 + 0.5 + 10 / 19) / 3)
+    # nothing in common but the burden; a lesion-free case shares only the burden term
+    assert case_similarity([ggo_right], [cons_left]) == pytest.approx(1 / 3)
+    assert case_similarity([], [ggo_right]) == pytest.approx((1 / 10) / 3)
+
+
+def test_ndcg_at_k_by_hand():
+    from covidweak.similar.similarity import ndcg_at_k
+
+    assert ndcg_at_k([1.0, 0.5, 0.0], 2) == pytest.approx(1.0)  # already ideal
+    # ranked [0, 1]: DCG@2 = 1 / log2(3); ideal [1, 0]: 1
+    assert ndcg_at_k([0.0, 1.0], 2) == pytest.approx(1 / np.log2(3))
+    assert ndcg_at_k([0.2, 0.8, 0.5], 1) == pytest.approx(0.25)
+    assert np.isnan(ndcg_at_k([0.0, 0.0], 5))

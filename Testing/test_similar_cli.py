@@ -184,4 +184,9 @@ def test_evaluate_ducn_report(phantom_dir, tiny_weights, tmp_path, capsys):
     same_patient = report["retrieval"]["same_patient"]
     assert same_patient["queries"] == 8 and 0 <= same_patient["map"] <= 1
     assert same_patient["chance_precision"] == pytest.approx(1 / 7)  # one follow-up among 7 other studies
-    assert "| same_patient | 8 |" in capsys.readouterr().out
+    similarity = report["lesion_similarity"]
+    assert set(similarity) == {"this model", "lesion volume only (true volumes)"}
+    # every study queries the 6 studies of the 3 other patients
+    assert similarity["this model"]["queries"] == 8 and 0 < similarity["this model"]["ndcg_at_5"] <= 1
+    printed = capsys.readouterr().out
+    assert "| same_patient | 8 |" in printed and "| lesion volume only (true volumes) | 8 |" in printed

@@ -7,16 +7,19 @@ of normal studies: the lesion-free slices of a sick patient carry no sign of the
 (:func:`~covidweak.similar.metrics.study_probability`), at probability 0.5.
 
 Retrieval (the paper judges it by eye only, Sect. 3.2): every evaluated study is put in a
-temporary :class:`~covidweak.index.CaseIndex`; each study of a patient with a follow-up in the
-set queries it, its own entry is dropped from the ranking, and the ranking is scored against
-two ground truths:
+temporary :class:`~covidweak.index.CaseIndex`; every study queries it, its own entry is dropped
+from the ranking, and the ranking is scored against three ground truths:
 
 * ``same_patient``: the patient's other studies (the paper's training notion of "similar");
 * ``same_pattern``: studies of other patients whose (diagnosis, dominant lesion type, dominant
   lung zone) agree, the clinically motivated notion the paper's conclusion calls for; the
   query patient's own studies are left out of this ranking, since follow-ups share the pattern. Dominance is by lesion
   volume in the phantom's meta.json; a study without lesions has type and zone "none". Datasets
-  without a lesion table get no pattern score.
+  without a lesion table get no pattern score;
+* ``lesion_similarity``: the graded similarity of the two lesion tables
+  (:mod:`covidweak.similar.similarity`), scored by nDCG@5 / @10 and precision@k over the other
+  patients' studies, beside the ranking a lesion-volume-only baseline gives (the true total volumes,
+  nearest first).
 
 Precision@k counts relevant studies among the first k whatever their number, so with one
 follow-up per patient same-patient precision@5 is at most 0.2; ``chance_precision`` is the
@@ -34,8 +37,10 @@ import numpy as np
 
 from ..errors import InputError
 from .metrics import average_precision, detection_metrics, precision_at_k, study_probability
+from .similarity import RELEVANT_SIMILARITY, case_similarity, lesion_profile, ndcg_at_k
 
 PRECISION_KS = (1, 3, 5)
+NDCG_KS = (5, 10)
 PAPER_TABLE1 = {"sensitivity": 0.9985, "specificity": 0.9441, "precision": 0.9854, "f1": 0.9890,
                 "accuracy": 0.9828, "auc": 0.9713}
 """DuCN Table 1, "Proposed" row, as fractions (CC-CCII, 30% of patients held out)."""
@@ -74,6 +79,26 @@ def select_test_records(records: list, weights: Optional[str], split_file: Optio
             return chosen, {"split": "test", "seed": int(config["seed"]), "fractions": list(fractions),
                             "studies": len(chosen)}
     return list(records), {"split": "all", "reason": "no split known for these weights", "studies": len(records)}
+
+
+def _similarity_scores(rankings: dict[str, list[str]], lesions: dict[str, list]) -> dict:
+    """nDCG@k and precision@k under :func:`~covidweak.similar.similarity.case_similarity`, over every query.
+
+    rankings: query study -> other patients' studies, most similar first; lesions: study -> lesion table.
+    """
+    ndcg = {k: [] for k in NDCG_KS}
+    precision = {k: [] for k in PRECISION_KS}
+    for query, ranked in rankings.items():
+        gains = [case_similarity(lesions[query], lesions[other]) for other in ranked]
+        for k in NDCG_KS:
+            value = ndcg_at_k(gains, k)
+            if not np.isnan(value):
+                ndcg[k].append(value)
+        for k in PRECISION_KS:
+            if k <= len(gains):
+                precision[k].append(precision_at_k([g >= RELEVANT_SIMILARITY for g in gains], k))
+    return {"queries": len(rankings), **{f"ndcg_at_{k}": float(np.mean(v)) for k, v in ndcg.items() if v},
+            **{f"precision_at_{k}": float(np.mean(v)) for k, v in precision.items() if v}}
 
 
 def _ranking_scores(rankings: dict[str, list[str]], relevant_of) -> dict:
@@ -141,12 +166,11 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
     studies_of = defaultdict(list)
     for record in records:
         studies_of[record.patient_id].append(record.study_id)
-    queries = [r.study_id for r in records if len(studies_of[r.patient_id]) > 1]
     rankings = {}
     with tempfile.TemporaryDirectory(prefix="ducn-eval-") as folder:
         index = CaseIndex.create(Path(folder) / "index", loaded.sha256, dim=next(iter(vectors.values())).shape[1])
         index.add_studies([(study_metadata(by_id[sid]), vectors[sid], numbers[sid].tolist()) for sid in vectors])
-        for query in queries:
+        for query in vectors:
             found = index.search_studies(vectors[query], len(index))
             rankings[query] = [hit["study_id"] for hit in found if hit["study_id"] != query]
 
@@ -155,11 +179,19 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
     def same_patient(query: str, other: str) -> bool:
         return by_id[query].patient_id == by_id[other].patient_id
 
+    # Studies without a follow-up have no same-patient answer; _ranking_scores skips them.
     retrieval = {"same_patient": _ranking_scores(rankings, same_patient)}
+    similarity = {}
     if all(p is not None for p in patterns.values()):
         # Other patients only: a follow-up shares its patient's pattern and would make this the first score again.
         others = {q: [o for o in ranked if not same_patient(q, o)] for q, ranked in rankings.items()}
         retrieval["same_pattern"] = _ranking_scores(others, lambda q, o: patterns[q] == patterns[o])
+        lesions = {sid: r.extra["lesions"] for sid, r in by_id.items()}
+        volume = {sid: lesion_profile(table)[2] for sid, table in lesions.items()}
+        by_volume = {q: sorted(ranked, key=lambda o: abs(np.log1p(volume[q]) - np.log1p(volume[o])))
+                     for q, ranked in others.items()}
+        similarity = {name: _similarity_scores(ranked, lesions) for name, ranked in
+                      (("this model", others), ("lesion volume only (true volumes)", by_volume))}
     else:
         retrieval["same_pattern"] = {"queries": 0, "reason": "the dataset has no lesion table"}
     return {
@@ -172,6 +204,7 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
                       "study": detection_metrics(study_truth, study_p),
                       "slices": len(slice_truth), "studies": len(study_truth), "covid_studies": int(sum(study_truth))},
         "retrieval": retrieval,
+        "lesion_similarity": similarity,
         "paper_table1_proposed": PAPER_TABLE1,
     }
 
@@ -191,4 +224,11 @@ def markdown_tables(report: dict) -> str:
         cells = [f"{scores[k]:.3f}" if k in scores else "-" for k in
                  ("precision_at_1", "precision_at_3", "precision_at_5", "map", "chance_precision")]
         lines.append(f"| {name} | {scores['queries']} | " + " | ".join(cells) + " |")
+    if report.get("lesion_similarity"):
+        lines += ["", f"| lesion similarity (other patients; hit: similarity >= {RELEVANT_SIMILARITY}) | queries | "
+                      "nDCG@5 | nDCG@10 | P@1 | P@5 |", "|---|---|---|---|---|---|"]
+        for name, scores in report["lesion_similarity"].items():
+            cells = [f"{scores[k]:.3f}" if k in scores else "-" for k in
+                     ("ndcg_at_5", "ndcg_at_10", "precision_at_1", "precision_at_5")]
+            lines.append(f"| {name} | {scores['queries']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
