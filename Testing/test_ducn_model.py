@@ -179,3 +179,26 @@ def test_triplet_sampler_follows_the_paper():
     assert set(diagnosis[ra]) == {"covid", "cap"}  # normal has one patient: no negative of the same diagnosis
     covid_only = pool.draw(np.random.default_rng(0), 50, "covid", "test")
     assert np.all(diagnosis[covid_only[:, 3]] == "covid")
+
+
+def test_similar_lesion_triplets_pair_other_patients_by_their_lesion_tables():
+    from covidweak.training.tasks.ducn import SlicePool
+
+    # Four one-study patients of two slices: covid 0, 1 alike (0.9), cap 2, normal 3; slice 1 shows the lesion.
+    patient = np.repeat(np.arange(4), 2)
+    diagnosis = np.array(["covid"] * 4 + ["cap"] * 2 + ["normal"] * 2)
+    lesion = np.tile([False, True], 4)
+    similarity = np.array([[1, .9, .2, .1], [.9, 1, .3, .1], [.2, .3, 1, .1], [.1, .1, .1, 1]])
+    pool = SlicePool(np.zeros((8, 3, 4, 4), np.float16), patient, patient, diagnosis, lesion, similarity)
+    rows = pool.draw(np.random.default_rng(0), 300, "any", "test", lesion_slices_only=True, scr_positive="similar_lesions")
+    ra, rp, rn = rows[:, 3:].T
+    assert np.all(patient[ra] != patient[rp]) and np.all(patient[ra] != patient[rn])
+    assert np.all(similarity[patient[ra], patient[rp]] >= similarity[patient[ra], patient[rn]])
+    covid = patient[ra] < 2
+    assert np.all(patient[rp][covid] == 1 - patient[ra][covid])  # the other covid patient is the only close one
+    # Studies with lesions offer their lesion slices; the normal study offers both of its slices.
+    shown = lesion | (diagnosis == "normal")
+    assert np.all(shown[ra]) and np.all(shown[rp]) and np.all(shown[rn]) and set(ra[patient[ra] == 3]) == {6, 7}
+    with pytest.raises(InputError, match="lesion tables"):
+        SlicePool(np.zeros((8, 3, 4, 4), np.float16), patient, patient, diagnosis, lesion).draw(
+            np.random.default_rng(0), 4, "any", "test", scr_positive="similar_lesions")

@@ -10,6 +10,12 @@ Each training sample is six lung slices (Sect. 2.2):
   diagnosis (L_SCR, triplet loss only). The paper draws this anchor from COVID-19 cases
   (``params.scr_anchor: covid``); ``any`` draws it from every diagnosis that has two or more
   training patients, for a library that should rank CAP and normal cases too.
+  ``params.scr_positive: similar_lesions`` (not in the paper) replaces this same-patient
+  positive, which rewards anatomy (the paper's conclusion calls it not rigorous), by the
+  similarity of the studies' lesion tables (:mod:`covidweak.similar.similarity`): the anchor
+  is any usable slice (a lesion slice of a study with lesions), the positive a usable slice of
+  another patient's study at least :data:`~covidweak.similar.similarity.RELEVANT_SIMILARITY`
+  similar, the negative one of a less similar study. Needs a dataset with lesion tables.
 
 L_total = 0.3 L_D + 0.7 L_SCR (Eq. 2). The paper balances COVID-19 against other images by
 flip/rotation augmentation; here every detection triplet already holds two COVID-19 images and
@@ -44,6 +50,7 @@ from ..task import ExportSpec, TaskData
 
 TUPLE_SIZE = 6  # a, positive, negative for detection, then anchor, positive, negative for recommendation
 DETECTION_LABELS = (1, 1, 0)  # anchor and positive are COVID-19, the negative is not
+SCR_POSITIVES = ("same_patient", "similar_lesions")  # params.scr_positive, see the module docstring
 VALIDATION_SEED = 12345
 """Fixed seed of the validation samples, so every epoch's validation loss compares the same tuples."""
 
@@ -52,28 +59,42 @@ class SlicePool:
     """Lung slices of a split, with the indices the triplet samplers draw from.
 
     channels: (n, 3, S, S) float16; study / patient: (n,) int ids per slice; diagnosis: (n,) str;
-    lesion: (n,) bool, whether the slice shows a lesion (all True when the dataset does not say).
+    lesion: (n,) bool, whether the slice shows a lesion (all True when the dataset does not say);
+    similarity: (S, S) lesion similarity of the S studies, or None when the dataset has no lesion tables.
     """
 
     def __init__(self, channels: np.ndarray, study: np.ndarray, patient: np.ndarray, diagnosis: np.ndarray,
-                 lesion: np.ndarray):
+                 lesion: np.ndarray, similarity: Optional[np.ndarray] = None):
         self.channels, self.study, self.patient, self.diagnosis = channels, study, patient, diagnosis
-        self.lesion = lesion
+        self.lesion, self.similarity = lesion, similarity
         self.covid = diagnosis == "covid"
         self.by_patient = {int(p): np.flatnonzero(patient == p) for p in np.unique(patient)}
         self.patients_by_diagnosis = {str(d): np.unique(patient[diagnosis == d]) for d in np.unique(diagnosis)}
 
     def draw(self, rng: np.random.Generator, n: int, scr_anchor: str, where: str,
-             lesion_slices_only: bool = False) -> np.ndarray:
+             lesion_slices_only: bool = False, scr_positive: str = "same_patient") -> np.ndarray:
         """(n, 6) slice rows: detection (a, p, n) then recommendation (a, p, n), see the module docstring.
 
-        lesion_slices_only: detection triplets take COVID-19 and CAP slices only where they show a lesion.
+        lesion_slices_only: detection triplets take COVID-19 and CAP slices only where they show a lesion;
+        scr_positive: "same_patient" (the paper) or "similar_lesions".
         """
         usable = self.lesion | (self.diagnosis == "normal") if lesion_slices_only else np.ones_like(self.covid)
         covid_rows, other_rows = np.flatnonzero(self.covid & usable), np.flatnonzero(~self.covid & usable)
         if np.unique(self.patient[covid_rows]).size < 2 or other_rows.size == 0:
             raise InputError(f"DuCN detection triplets need COVID-19 slices of two patients and one CAP or normal "
                              f"slice in the {where} split; use a dataset with more patients")
+        recommend = (self._similar_lesion_sampler(where) if scr_positive == "similar_lesions"
+                     else self._same_patient_sampler(scr_anchor, where))
+        rows = np.empty((n, TUPLE_SIZE), dtype=np.int64)
+        for i in range(n):
+            a = rng.choice(covid_rows)
+            others = covid_rows[self.patient[covid_rows] != self.patient[a]]
+            rows[i, :3] = (a, rng.choice(others), rng.choice(other_rows))
+            rows[i, 3:] = recommend(rng)
+        return rows
+
+    def _same_patient_sampler(self, scr_anchor: str, where: str):
+        """rng -> one (anchor, same-patient slice, other patient of the same diagnosis) triplet (the paper)."""
         eligible = [d for d, p in self.patients_by_diagnosis.items() if p.size >= 2
                     and (scr_anchor == "any" or d == "covid")]
         anchor_rows = np.flatnonzero(np.isin(self.diagnosis, eligible))
@@ -81,16 +102,46 @@ class SlicePool:
         if anchor_rows.size == 0:
             raise InputError(f"DuCN recommendation triplets need two patients of one diagnosis with two lung slices "
                              f"each in the {where} split; use a dataset with more patients")
-        rows = np.empty((n, TUPLE_SIZE), dtype=np.int64)
-        for i in range(n):
-            a = rng.choice(covid_rows)
-            others = covid_rows[self.patient[covid_rows] != self.patient[a]]
-            rows[i, :3] = (a, rng.choice(others), rng.choice(other_rows))
+
+        def triplet(rng: np.random.Generator) -> tuple[int, int, int]:
             r = rng.choice(anchor_rows)
             same_patient = self.by_patient[int(self.patient[r])]
             negatives = np.flatnonzero((self.diagnosis == self.diagnosis[r]) & (self.patient != self.patient[r]))
-            rows[i, 3:] = (r, rng.choice(same_patient[same_patient != r]), rng.choice(negatives))
-        return rows
+            return r, rng.choice(same_patient[same_patient != r]), rng.choice(negatives)
+
+        return triplet
+
+    def _similar_lesion_sampler(self, where: str):
+        """rng -> one recommendation triplet by lesion similarity (see the module docstring)."""
+        from ...similar.similarity import RELEVANT_SIMILARITY
+
+        if self.similarity is None:
+            raise InputError(f"params.scr_positive similar_lesions needs lesion tables (a phantom's meta.json) "
+                             f"for every study of the {where} split; use scr_positive same_patient")
+        # A slice shows its study's lesions when the study has any; lesion-free studies offer every slice.
+        has_lesion = np.zeros(self.similarity.shape[0], bool)
+        has_lesion[self.study[self.lesion & (self.diagnosis != "normal")]] = True
+        shows = self.lesion | ~has_lesion[self.study]
+        rows_of = {int(s): np.flatnonzero((self.study == s) & shows) for s in np.unique(self.study)}
+        studies = np.array(sorted(s for s, rows in rows_of.items() if rows.size))
+        patient_of = np.array([int(self.patient[rows_of[int(s)][0]]) for s in studies])
+        if np.unique(patient_of).size < 2:
+            raise InputError(f"DuCN recommendation triplets need two patients in the {where} split; "
+                             "use a dataset with more patients")
+
+        def triplet(rng: np.random.Generator) -> tuple[int, int, int]:
+            k = int(rng.integers(studies.size))
+            others = studies[patient_of != patient_of[k]]
+            similarity = self.similarity[studies[k], others]
+            close, far = others[similarity >= RELEVANT_SIMILARITY], others[similarity < RELEVANT_SIMILARITY]
+            if close.size == 0 or far.size == 0:
+                # Nobody on one side of the threshold: the most and the least similar study stand in.
+                order = others[np.argsort(similarity, kind="stable")]
+                close, far = order[-1:], order[:1]
+            return (rng.choice(rows_of[int(studies[k])]), rng.choice(rows_of[int(rng.choice(close))]),
+                    rng.choice(rows_of[int(rng.choice(far))]))
+
+        return triplet
 
 
 class TupleDataset(Dataset):
@@ -127,8 +178,14 @@ def prepare_pool(records, preprocess: dict, ablation: str, progress=None) -> tup
         lesion.append(np.asarray(flags, bool)[inputs.slice_numbers] if flags is not None else np.ones(n, bool))
         spans.append((start, start + n))
         start += n
+    tables = [record.extra.get("lesions") for record in records]
+    similarity = None
+    if all(table is not None for table in tables):
+        from ...similar.similarity import case_similarity
+
+        similarity = np.array([[case_similarity(a, b) for b in tables] for a in tables])
     pool = SlicePool(np.concatenate(channels), np.concatenate(study), np.concatenate(patient),
-                     np.concatenate(diagnosis).astype(str), np.concatenate(lesion))
+                     np.concatenate(diagnosis).astype(str), np.concatenate(lesion), similarity)
     return pool, spans
 
 
@@ -157,7 +214,7 @@ class DuCnTask:
     defaults = {
         "model": dict(DEFAULT_DUCN_ARCH),
         "params": {"ablation": "none", "scr_anchor": "covid", "samples_per_epoch": 0, "init_weights": "",
-                   "lesion_slices_only": False},
+                   "lesion_slices_only": False, "scr_positive": "same_patient"},
         # geometry "lung_box" reads the shared 1.4 mm lung box of box_shape; "slice" the whole slice at input_size.
         "preprocess": {"input_size": DUCN_SIZE, "geometry": WHOLE_SLICE, "box_shape": list(BOX_SHAPE)},
     }
@@ -183,6 +240,8 @@ class DuCnTask:
             raise InputError(f"params.ablation '{params['ablation']}' is unknown: choose {', '.join(ABLATIONS)}")
         if params["scr_anchor"] not in ("covid", "any"):
             raise InputError(f"params.scr_anchor '{params['scr_anchor']}' is unknown: choose covid or any")
+        if params["scr_positive"] not in SCR_POSITIVES:
+            raise InputError(f"params.scr_positive '{params['scr_positive']}' is unknown: choose {' or '.join(SCR_POSITIVES)}")
         for split in ("train", "val"):
             records = data.splits.get(split, [])
             if not records:
@@ -192,14 +251,16 @@ class DuCnTask:
                 self.val_spans, self.val_records = spans, records
         n_val = min(int(self.pools["val"].covid.sum()), 256)
         self.val_rows = self.pools["val"].draw(np.random.default_rng(VALIDATION_SEED), max(n_val, 1),
-                                               params["scr_anchor"], "val", params["lesion_slices_only"])
+                                               params["scr_anchor"], "val", params["lesion_slices_only"],
+                                               params["scr_positive"])
 
     def train_batches(self, config: dict, epoch: int, seed: int):
         pool = self.pools["train"]
         n = config["params"]["samples_per_epoch"] or int(pool.covid.sum())
         rng = np.random.default_rng([seed, epoch])
         params = config["params"]
-        return TupleDataset(pool, pool.draw(rng, n, params["scr_anchor"], "train", params["lesion_slices_only"]))
+        return TupleDataset(pool, pool.draw(rng, n, params["scr_anchor"], "train", params["lesion_slices_only"],
+                                            params["scr_positive"]))
 
     def training_step(self, model, batch, config: dict, device) -> dict:
         return ducn_losses(model, batch, torch.tensor(DETECTION_LABELS, device=batch.device))
