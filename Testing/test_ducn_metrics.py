@@ -92,3 +92,13 @@ def test_ndcg_at_k_by_hand():
     assert ndcg_at_k([0.0, 1.0], 2) == pytest.approx(1 / np.log2(3))
     assert ndcg_at_k([0.2, 0.8, 0.5], 1) == pytest.approx(0.25)
     assert np.isnan(ndcg_at_k([0.0, 0.0], 5))
+
+
+def test_describe_lesions_names_the_similarity_terms():
+    from covidweak.similar.similarity import describe_lesions
+
+    lesions = [{"type": 1, "lung": "right", "zone": "lower", "volume_ml": 21.0},
+               {"type": 3, "lung": "left", "zone": "lower", "volume_ml": 9.0},
+               {"type": 2, "lung": "left", "zone": "upper", "volume_ml": 1.0}]  # 3 %: below the 10 % shown
+    assert describe_lesions(lesions) == "31 mL: ground glass 68 %, consolidation 29 %; right lower 68 %, left lower 29 %"
+    assert describe_lesions([]) == "no lesions"

@@ -105,8 +105,10 @@ def test_similar_writes_the_contract(built_index, phantom_dir, tiny_weights, tmp
     assert 0 < document["query"]["slices"] <= int((lungs.reshape(lungs.shape[0], -1) > 0).any(axis=1).sum())
     results = document["results"]
     assert [r["rank"] for r in results] == [1, 2, 3]
-    assert set(results[0]) == {"rank", "study_id", "patient_id", "diagnosis", "distance", "source_path",
+    assert set(results[0]) == {"rank", "study_id", "patient_id", "diagnosis", "lesions", "distance", "source_path",
                                "query_slice", "match_slice"}
+    # Why a case was suggested: its lesions in words, from the phantom's lesion table.
+    assert all(r["lesions"] == "no lesions" or " mL: " in r["lesions"] for r in results)
     # The query itself is in the library: it is found first, at distance 0 on the same slice.
     assert results[0]["study_id"] == record.study_id and results[0]["distance"] == pytest.approx(0, abs=1e-3)
     assert results[0]["query_slice"] == results[0]["match_slice"]

@@ -26,7 +26,7 @@ from . import display, outputs
 from .parameters import COVIDSimilarCaseParameters
 
 DEVICES = ("auto", "cpu", "cuda")
-RESULT_COLUMNS = ("rank", "distance", "patient_id", "study_id", "diagnosis", "query_slice", "match_slice",
+RESULT_COLUMNS = ("rank", "distance", "patient_id", "study_id", "diagnosis", "lesions", "query_slice", "match_slice",
                   "source_path")
 LESION_TABLE_COLUMNS = ("lesion_id", "cluster", "score", "type", "centroid_r", "centroid_a", "centroid_s",
                         "tsne_x", "tsne_y")
@@ -152,7 +152,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
             shutil.rmtree(folder, ignore_errors=True)
 
     def load_similar(self, volume, similar_json):
-        """A results table (rank, distance, patient, study, diagnosis, slices, source) from ``similar.json``."""
+        """A results table (rank, distance, patient, study, diagnosis, lesions, slices, source) from ``similar.json``."""
         from covidweak.mrml_outputs import table_node_from_rows
 
         report = outputs.read_similar(similar_json)

@@ -46,6 +46,7 @@ def read_similar(path) -> dict:
         missing = [key for key in RESULT_KEYS if key not in result]
         if missing:
             raise _mismatch(path, f"has a result without {', '.join(missing)}")
+        result.setdefault("lesions", "not recorded")  # files written before the lesion summary existed
     if [r["rank"] for r in results] != sorted(r["rank"] for r in results):
         raise _mismatch(path, "lists results out of rank order")
     return report

@@ -334,7 +334,7 @@ class CaseIndex:
     def search_studies(self, slice_vectors: np.ndarray, k: int, ranking: str = "slice_pair") -> list[dict]:
         """The k library studies most similar to a query study, slice_vectors (n, dim) its slice embeddings.
 
-        Each result: rank, study_id, patient_id, diagnosis, source_path, distance, query_slice (row of
+        Each result: rank, study_id, patient_id, diagnosis, lesions, source_path, distance, query_slice (row of
         slice_vectors) and match_slice (slice number in that study) of the best-matching slice pair.
         ``ranking`` is "slice_pair" (the distance of that pair) or "aggregate" (see the module docstring).
         """
@@ -391,6 +391,8 @@ class CaseIndex:
 
     def _study_result(self, rank: int, position: int, distance: float, query_row: int, library_row: int) -> dict:
         study = self._studies[position]
+        # Indexes built before lesions were recorded have no such field.
         return {"rank": rank, "study_id": study["study_id"], "patient_id": study["patient_id"],
-                "diagnosis": study["diagnosis"], "source_path": study["source_path"], "distance": distance,
+                "diagnosis": study["diagnosis"], "lesions": study["metadata"].get("lesions", "not recorded"),
+                "source_path": study["source_path"], "distance": distance,
                 "query_slice": query_row, "match_slice": int(self._slice_numbers.view[library_row])}

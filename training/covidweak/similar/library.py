@@ -29,9 +29,15 @@ def load_ducn(weights: Optional[str], device: str = "auto"):
 
 
 def study_metadata(record: StudyRecord) -> dict:
-    """What the index keeps about a study: ids, diagnosis, the CT's absolute path, follow-up number."""
+    """What the index keeps about a study: ids, diagnosis, the CT's absolute path, follow-up number, and
+    its lesions in words when the dataset lists them (a phantom's meta.json), so that a results
+    table shows what a suggested case holds (:func:`~covidweak.similar.similarity.describe_lesions`)."""
+    from .similarity import describe_lesions
+
+    lesions = record.extra.get("lesions")
     return {"study_id": record.study_id, "patient_id": record.patient_id, "diagnosis": record.diagnosis,
-            "source_path": str(Path(record.ct_path).resolve()), "study_index": int(record.study_index)}
+            "source_path": str(Path(record.ct_path).resolve()), "study_index": int(record.study_index),
+            "lesions": describe_lesions(lesions) if lesions is not None else "not recorded"}
 
 
 def records_from_paths(paths: Sequence[Path], diagnosis: str = "unknown") -> list[StudyRecord]:
@@ -100,7 +106,8 @@ def similar_cases(index, query_vectors, query_slices, k: int) -> list[dict]:
 def similar_document(query_path: Path, n_slices: int, chosen_slice: Optional[int], index, index_path: Path,
                      k: int, results: list[dict]) -> dict:
     """The ``similar.json`` contract: query, index, k and the ranked results."""
-    keys = ("rank", "study_id", "patient_id", "diagnosis", "distance", "source_path", "query_slice", "match_slice")
+    keys = ("rank", "study_id", "patient_id", "diagnosis", "lesions", "distance", "source_path", "query_slice",
+            "match_slice")
     return {"query": {"path": str(Path(query_path).resolve()), "slices": int(n_slices), "slice": chosen_slice},
             "index": {"path": str(Path(index_path).resolve()), "model_sha256": index.model_sha256,
                       "studies": len(index)},

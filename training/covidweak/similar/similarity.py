@@ -76,3 +76,18 @@ def ndcg_at_k(ranked_gains: Sequence[float], k: int) -> float:
     discounts = 1.0 / np.log2(np.arange(2, min(k, gains.size) + 2))
     ideal = float(np.sort(gains)[::-1][: discounts.size] @ discounts)
     return float(gains[: discounts.size] @ discounts) / ideal if ideal > 0 else float("nan")
+
+
+def describe_lesions(lesions: Sequence[dict]) -> str:
+    """The terms of :func:`case_similarity` in words, for a results table: "no lesions", or e.g.
+    "31 mL: ground glass 70 %, consolidation 30 %; right lower 55 %, left lower 45 %" (types and
+    zones holding at least 10 % of the volume, largest first)."""
+    types, zones, total = lesion_profile(lesions)
+    if total == 0:
+        return "no lesions"
+
+    def shares(names, values) -> str:
+        order = np.argsort(-values, kind="stable")
+        return ", ".join(f"{names[i]} {100 * values[i]:.0f} %" for i in order if values[i] >= 0.1)
+
+    return f"{total:.0f} mL: {shares(TYPES, types)}; {shares(ZONES, zones)}"
