@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Usage: scripts/diagnosis_box.sh WORK
+# Usage: scripts/ct_classifiers.sh WORK
 #
-# Hu et al.'s three-way diagnosis (COVID-19 / CAP / normal) on the shared 1.4 mm lung box, trained and
-# scored on this CPU:
+# The CT classifiers of issue 17 on the shared 1.4 mm lung box, trained and scored on this CPU: Hu et
+# al.'s three-way diagnosis (COVID-19 / CAP / normal) and DuCN (detection + similar cases):
 #   data   a size-varied training cohort: 240 patients at 256²×64 (seed 51000) and 40 each at 208²×48,
 #          240²×40, 272²×32 and 304²×44 (seeds 55000-58000), one study per patient, a third of each
 #          class, --lesion-scale 2 (the weak-seg Table 1 cohorts' burden); the run splits it 84/16 by
 #          patient into training and validation. Three test cohorts of 30 patients (10 per class) at
 #          sizes no training patient has: 256²×64 (seed 54000), 224²×56 (52000) and 288²×36 (53000);
-#   train  diagnosis.box (balanced sampling, about 15 CPU minutes); validation keeps the checkpoint and
-#          chooses the patient aggregation's top_k, never a test cohort;
-#   score  `covidweak evaluate diagnosis --split all` on each test cohort -> WORK/eval/<cohort>.json/.md.
+#   train  diagnosis.box (balanced sampling, about 15 quiet CPU minutes); validation keeps the checkpoint
+#          and chooses the patient aggregation's top_k, never a test cohort; then ducn.box (lesion-bearing
+#          detection slices, recommendation by lesion similarity);
+#   score  `covidweak evaluate diagnosis|ducn` on each test cohort -> WORK/eval/<cohort>.json/.md and
+#          WORK/eval/ducn-<cohort>.json/.md, and the untrained DuCN (scripts/probes/untrained_ducn.py)
+#          as the retrieval baseline -> WORK/eval/ducn-untrained-<cohort>.json/.md.
 # A stage whose output exists is skipped, so the script resumes after an interruption.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,10 +66,26 @@ if [ ! -f "$work/models/diagnosis.pt" ]; then
     --set "data.fractions=[0.84,0.16,0.0]" > "$work/train.log"
   "${cw[@]}" export "$work/runs/diagnosis" --name diagnosis --models-dir "$work/models" --overwrite | tail -1
 fi
+if [ ! -f "$work/models/ducn.pt" ]; then
+  stage "train ducn"
+  resume=()
+  [ -f "$work/runs/ducn/checkpoints/last.pt" ] && resume=(--resume)
+  "${cw[@]}" train ducn --config ducn.box --data "$work/train" --out "$work/runs/ducn" "${resume[@]}" \
+    --set "data.fractions=[0.84,0.16,0.0]" > "$work/ducn-train.log"
+  "${cw[@]}" export "$work/runs/ducn" --name ducn --models-dir "$work/models" --overwrite | tail -1
+fi
+[ -f "$work/models/ducn-untrained.pt" ] || "$python" "$root/scripts/probes/untrained_ducn.py" --out "$work/models/ducn-untrained.pt"
 for cohort in test test-224x56 test-288x36; do
-  [ -f "$work/eval/$cohort.json" ] && continue
-  stage "score on $cohort"
-  "${cw[@]}" evaluate diagnosis --data "$work/$cohort" --split all --weights "$work/models/diagnosis.pt" \
-    --out "$work/eval/$cohort.json" > "$work/eval/$cohort.md"
+  if [ ! -f "$work/eval/$cohort.json" ]; then
+    stage "score diagnosis on $cohort"
+    "${cw[@]}" evaluate diagnosis --data "$work/$cohort" --split all --weights "$work/models/diagnosis.pt" \
+      --out "$work/eval/$cohort.json" > "$work/eval/$cohort.md"
+  fi
+  for name in ducn ducn-untrained; do
+    [ -f "$work/eval/$name-$cohort.json" ] && continue
+    stage "score $name on $cohort"
+    "${cw[@]}" evaluate ducn --data "$work/$cohort" --weights "$work/models/$name.pt" \
+      --out "$work/eval/$name-$cohort.json" > "$work/eval/$name-$cohort.md"
+  done
 done
 stage "done: $work/eval"
