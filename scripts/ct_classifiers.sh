@@ -58,22 +58,17 @@ with open(root / "manifest.csv", "w", newline="") as handle:
 PY
 fi
 
-if [ ! -f "$work/models/diagnosis.pt" ]; then
-  stage "train diagnosis"
-  resume=()
-  [ -f "$work/runs/diagnosis/checkpoints/last.pt" ] && resume=(--resume)
-  "${cw[@]}" train diagnosis --config diagnosis.box --data "$work/train" --out "$work/runs/diagnosis" "${resume[@]}" \
-    --set "data.fractions=[0.84,0.16,0.0]" > "$work/train.log"
-  "${cw[@]}" export "$work/runs/diagnosis" --name diagnosis --models-dir "$work/models" --overwrite | tail -1
-fi
-if [ ! -f "$work/models/ducn.pt" ]; then
-  stage "train ducn"
-  resume=()
-  [ -f "$work/runs/ducn/checkpoints/last.pt" ] && resume=(--resume)
-  "${cw[@]}" train ducn --config ducn.box --data "$work/train" --out "$work/runs/ducn" "${resume[@]}" \
-    --set "data.fractions=[0.84,0.16,0.0]" > "$work/ducn-train.log"
-  "${cw[@]}" export "$work/runs/ducn" --name ducn --models-dir "$work/models" --overwrite | tail -1
-fi
+train() {  # train TASK CONFIG: the run WORK/runs/TASK (resumed if interrupted) exported as WORK/models/TASK.pt
+  [ -f "$work/models/$1.pt" ] && return 0
+  stage "train $1"
+  local resume=()
+  [ -f "$work/runs/$1/checkpoints/last.pt" ] && resume=(--resume)
+  "${cw[@]}" train "$1" --config "$2" --data "$work/train" --out "$work/runs/$1" "${resume[@]}" \
+    --set "data.fractions=[0.84,0.16,0.0]" > "$work/train-$1.log"
+  "${cw[@]}" export "$work/runs/$1" --name "$1" --models-dir "$work/models" --overwrite | tail -1
+}
+train diagnosis diagnosis.box
+train ducn ducn.box
 [ -f "$work/models/ducn-untrained.pt" ] || "$python" "$root/scripts/probes/untrained_ducn.py" --out "$work/models/ducn-untrained.pt"
 for cohort in test test-224x56 test-288x36; do
   if [ ! -f "$work/eval/$cohort.json" ]; then
