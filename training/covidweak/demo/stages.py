@@ -23,8 +23,9 @@ SIMILAR_K = 5
 """Studies asked of the similar-case search (fewer when the demo index is smaller)."""
 WEIGHTS_NOTE = ("the lesion networks (*-light, lung box) were trained on CPU on phantoms and reach about half the "
                 "papers' Dice: lesion volumes are of the truth's order, ground glass is under-segmented and a normal "
-                "CT may show a few mL; the diagnosis, DuCN, FeCNN and CXR weights are still smoke-test weights; "
-                "research use only")
+                "CT may show a few mL; diagnosis-light and ducn-light read the lung box and were trained on 208-304 pixel "
+                "phantom chests, larger than the demo's 128 pixel one; the FeCNN and CXR weights are still smoke-test "
+                "weights; research use only")
 
 
 def run_command(argv: list[str]) -> int:
