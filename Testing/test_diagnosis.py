@@ -283,3 +283,11 @@ def test_box_diagnosis_does_not_depend_on_the_field_of_view_or_pixel_size(phanto
     assert wide.slice_probs == pytest.approx(base.slice_probs, abs=1e-5)
     assert fine.slice_probs.shape == base.slice_probs.shape
     assert np.abs(fine.probability - base.probability).max() < 0.02
+
+
+def test_an_unknown_class_balance_is_refused_with_the_config():
+    from covidweak.training.config import build_config
+    from covidweak.training.tasks import get_task
+
+    with pytest.raises(InputError, match="'params.balance' is 'weights', choose one of loss, sampling"):
+        build_config(get_task("diagnosis"), "diagnosis.box", ["params.balance=weights"])

@@ -130,8 +130,8 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
     from ..datasets import open_dataset
     from ..index import CaseIndex
     from ..io import read_ct, read_image
-    from .embed import covid_probabilities, recommendation_embeddings
     from ..weakseg.prepare import describe_input
+    from .embed import covid_probabilities, recommendation_embeddings
     from .inputs import apply_ablation, study_inputs
     from .library import load_ducn, study_metadata
 
@@ -163,9 +163,6 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
         progress.update(len(records), len(records), "ranking")
 
     by_id = {r.study_id: r for r in records}
-    studies_of = defaultdict(list)
-    for record in records:
-        studies_of[record.patient_id].append(record.study_id)
     rankings = {}
     with tempfile.TemporaryDirectory(prefix="ducn-eval-") as folder:
         index = CaseIndex.create(Path(folder) / "index", loaded.sha256, dim=next(iter(vectors.values())).shape[1])

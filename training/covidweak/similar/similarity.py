@@ -65,17 +65,22 @@ def case_similarity(a: Sequence[dict], b: Sequence[dict]) -> float:
 
 
 def ndcg_at_k(ranked_gains: Sequence[float], k: int) -> float:
-    """Normalised discounted cumulative gain of the first k of a ranking.
+    """Normalised discounted cumulative gain of the first k of a ranking (scikit-learn's ``ndcg_score``).
 
     ranked_gains: the gain (here the similarity to the query) of every candidate in ranked order,
     the whole candidate list, so that the ideal ordering is known. DCG@k = sum_i g_i / log2(i + 1)
     for ranks i = 1..k, divided by the DCG@k of the gains sorted from high to low. NaN when every
-    gain is 0.
+    gain is 0 (no ranking can be judged), 1 for a single candidate.
     """
+    from sklearn.metrics import ndcg_score
+
     gains = np.asarray(ranked_gains, dtype=float)
-    discounts = 1.0 / np.log2(np.arange(2, min(k, gains.size) + 2))
-    ideal = float(np.sort(gains)[::-1][: discounts.size] @ discounts)
-    return float(gains[: discounts.size] @ discounts) / ideal if ideal > 0 else float("nan")
+    if not gains.any():
+        return float("nan")
+    if gains.size == 1:  # ndcg_score needs two candidates; one is its own ideal order
+        return 1.0
+    # The ranking as scores: the first candidate scores highest.
+    return float(ndcg_score(gains[None], -np.arange(gains.size, dtype=float)[None], k=k))
 
 
 def describe_lesions(lesions: Sequence[dict]) -> str:

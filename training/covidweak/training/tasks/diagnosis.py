@@ -39,7 +39,7 @@ from ...diagnosis.aggregate import choose_top_k
 from ...diagnosis.model import METHOD, TOP_K, WIDTH, build_diagnosis_model, class_task
 from ...diagnosis.predict import slice_probabilities
 from ...losses import class_balanced_weights, focal_loss
-from ...losses.focal import CLASS_BALANCE, FOCAL_GAMMA
+from ...losses.focal import FOCAL_GAMMA
 from ...losses.mil import POSITIVE
 from ...weakseg.prepare import DEFAULT_PREPROCESS
 from ..task import ExportSpec, TaskData
@@ -136,11 +136,10 @@ class DiagnosisTask:
         if (counts == 0).any():
             missing = [c for c, n in zip(classes, counts) if n == 0]
             raise ValueError(f"no training slices of class {', '.join(missing)}: the training split needs every class")
-        balance = self.section(config, "params")["balance"]
-        if balance not in CLASS_BALANCE:
-            raise ValueError(f"params.balance '{balance}': use one of {', '.join(CLASS_BALANCE)}")
         # Sampling already balances the classes; weighting the loss as well would count it twice.
-        self.class_weights = class_balanced_weights(counts.tolist()) if balance == "loss" else None
+        # (params.balance is one of losses.focal.CLASS_BALANCE, checked with the config.)
+        balanced_by_loss = self.section(config, "params")["balance"] == "loss"
+        self.class_weights = class_balanced_weights(counts.tolist()) if balanced_by_loss else None
 
     def train_batches(self, config: dict, epoch: int, seed: int):
         """One epoch's batches in an order fixed by (seed, epoch): every training slice once
