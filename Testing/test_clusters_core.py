@@ -162,3 +162,40 @@ def test_a_library_of_two_lesions_still_gets_display_coordinates():
     assert reduced.shape == (2, 1)
     points = fit_tsne(reduced)
     assert points.shape == (2, 2) and np.isfinite(points).all()
+
+
+def test_component_means_average_the_features_over_each_component():
+    from covidweak.clusters.lam import component_means
+
+    labels = np.array([[1, 1, 0], [0, 2, 2], [0, 0, 2]], dtype=np.int32)
+    features = np.stack([np.arange(9, dtype=np.float32).reshape(3, 3), np.ones((3, 3), dtype=np.float32)])
+    # component 1: pixels 0, 1 -> mean 0.5; component 2: pixels 4, 5, 8 -> mean 17 / 3
+    np.testing.assert_allclose(component_means(features, labels), [[0.5, 1.0], [17 / 3, 1.0]], rtol=1e-6)
+    assert component_means(features, np.zeros((3, 3), dtype=np.int32)).shape == (0, 2)
+
+
+def test_hu_statistics_by_hand():
+    from covidweak.clusters.density import hu_statistics
+
+    hu = np.array([[-900, -600, -400, 0], [-850, -600, -100, 0]], dtype=np.float32)
+    regions = np.array([[1, 1, 1, 1], [1, 1, 1, 2]], dtype=np.int32)
+    lungs = np.array([[1, 1, 1, 1], [1, 1, 1, 0]])
+    stats = hu_statistics(hu, regions, lungs)
+    # component 1: 7 lung pixels, 5 above -750 HU (-600, -400, 0, -600, -100), 2 of them above -300 HU
+    abnormal = np.array([-600, -400, 0, -600, -100], dtype=np.float64)
+    np.testing.assert_allclose(stats[0], [5 / 7, 2 / 5, abnormal.mean() / 1000, abnormal.std() / 1000], rtol=1e-6)
+    # component 2 lies outside the lungs: no statistics
+    np.testing.assert_array_equal(stats[1], [0, 0, 0, 0])
+
+
+def test_a_perfect_map_hits_a_large_lesion_and_misses_a_tiny_one():
+    from covidweak.clusters.evaluate import perfect_map_hits
+    from covidweak.clusters.hitrate import OVERLAP_THRESHOLDS
+
+    truth = np.zeros((64, 64), dtype=np.uint8)
+    truth[8:32, 8:32] = 1  # 24 x 24 pixels: six cells of a 16 x 16 grid each way
+    hits = perfect_map_hits(truth, (16, 16), None)
+    assert hits[list(OVERLAP_THRESHOLDS).index(0.5)] == 1
+    tiny = np.zeros((64, 64), dtype=np.uint8)
+    tiny[40, 40] = 1  # one pixel: a sixteenth of one cell, which Otsu keeps as a lone cell and drops
+    assert perfect_map_hits(tiny, (16, 16), None).sum() == 0

@@ -123,3 +123,49 @@ def test_task_prepares_balanced_epochs_and_stores_omega(phantom_dir):
         metrics = task.validate(model, config, "cpu")
     assert 0.0 <= metrics["val_accuracy"] <= 1.0
     assert model.omega.tolist() == pytest.approx([metrics[f"omega_{name}"] for name in FPN_LEVELS])
+
+
+def test_p3_lesion_branch_reads_the_stride_4_level_and_survives_omega_zero():
+    """``lam_level: P3`` gives Grad-CAM a stride-4 map; its objective is P3's own score, so the map does
+    not vanish when Eq. 2 weights P3 by 0. ``score_activation: none`` lets level scores go negative."""
+    torch.manual_seed(0)
+    model = build_model("fecnn", {"backbone": "light", "classes": 2, "lam_level": "P3", "score_activation": "none"}).eval()
+    model.set_error_rates(torch.tensor([0.5, 0.1, 0.1, 0.1, 0.1]))  # P3 at chance: omega_P3 = 0
+    x = torch.rand(4, 1, 40, 56)
+    lahm, features, _ = gradcam_lahm(model, x, COVID_CLASS)
+    assert features.shape == (4, model.feature_channels, 10, 14) and lahm.shape == (4, 10, 14)
+    assert (lahm > 0).any()
+    assert (model(x).level_scores < 0).any()
+    with pytest.raises(ValueError, match="lam_level"):
+        FeCNN("light", lam_level="C4")
+
+
+def test_box_fecnn_input_does_not_depend_on_the_field_of_view(phantom_dir):
+    """On the shared lung box, padding a CT's field of view leaves FeCNN's input and prediction unchanged."""
+    import SimpleITK as sitk
+
+    from covidweak.clusters.ct import fecnn_input
+    from covidweak.datasets.phantom import read_phantom
+    from covidweak.io import read_ct, read_image
+    from covidweak.lungs.geometry import to_canonical
+    from covidweak.weakseg.prepare import input_box
+
+    record = next(r for r in read_phantom(phantom_dir) if r.diagnosis == "covid")
+    preprocess = {"geometry": "lung_box", "box_shape": [48, 64], "hu_window": [-1200.0, 600.0], "input_size": 48}
+
+    def box_input(ct, lungs):
+        hu = sitk.GetArrayFromImage(to_canonical(ct))
+        lung_array = sitk.GetArrayFromImage(to_canonical(lungs))
+        box = input_box(preprocess, lung_array, to_canonical(ct).GetSpacing()[1::-1])
+        centres = np.flatnonzero(lung_array.any(axis=(1, 2)))
+        return fecnn_input(hu, lung_array, centres, preprocess, box)
+
+    ct, lungs = read_ct(record.ct_path), read_image(record.lung_mask_path)
+    base = box_input(ct, lungs)
+    wide = box_input(sitk.ConstantPad(ct, (24, 16, 0), (24, 16, 0), -1000.0), sitk.ConstantPad(lungs, (24, 16, 0), (24, 16, 0), 0))
+    assert base.shape[1:] == (1, 48, 64)
+    np.testing.assert_array_equal(wide, base)
+    torch.manual_seed(0)
+    model = FeCNN("light", lam_level="P3", score_activation="none").eval()
+    with torch.no_grad():
+        assert torch.allclose(model(torch.from_numpy(wide)).logits, model(torch.from_numpy(base)).logits)

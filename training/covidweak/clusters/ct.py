@@ -1,14 +1,18 @@
 """FeCNN on whole CTs: slice input, diagnosis per slice and the lesions of the positive slices.
 
 Input (Wu et al. Sect. 4.2.2): one axial slice, HU window to [0, 1], everything outside the
-lungs set to 0 ("the lung was segmented out"), resized to the network's input size. The paper
-also crops to the lungs' box; here the whole slice is resized instead, so that a LAM maps
-back to the CT slice by resizing alone. Only slices holding lung are used, which replaces the
-paper's "mean intensity below 0.08" rule for dropping the slices before and after the lungs.
+lungs set to 0 ("the lung was segmented out"). Weights whose ``preprocess`` says ``geometry:
+lung_box`` read the shared 1.4 mm lung box (:mod:`covidweak.preprocess.lungbox`), the paper's
+"crop to the lungs" at a fixed physical scale; older files read the whole slice resized to
+``input_size``. Only slices holding lung are used, which replaces the paper's "mean intensity
+below 0.08" rule for dropping the slices before and after the lungs.
 
 Lesions are 2-D, one per LAHm component on a slice (the paper's detector works per slice,
 Sect. 6 limitation (i)); ``lesion_id`` numbers them through the study. A lesion's voxels are
-its upsampled component inside the lungs.
+its upsampled component inside the lungs. Its feature (``preprocess["lesion_descriptor"]``) is
+the paper's A at the component's maximum (``peak``, Eq. 9), or A averaged over the component,
+scaled to unit length, followed by the component's density statistics (``component_hu``,
+:mod:`.density`).
 """
 
 from __future__ import annotations
@@ -20,26 +24,54 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..models.fecnn import COVID_CLASS
+from ..models.fecnn import COVID_CLASS, LESION_DESCRIPTORS
 from ..progress import Progress
-from .lam import component_maxima, gradcam_lahm, lesion_activation_map, lesion_components, lesion_features, upsample
+from .density import HU_STATISTICS, hu_statistics
+from .lam import (component_maxima, component_means, gradcam_lahm, lesion_activation_map, lesion_components,
+                  lesion_features, upsample)
 
 DEFAULT_BATCH_SIZE = 10
 """Wu et al. Sect. 4.2.1: batch size 10."""
 
 
-def fecnn_input(hu: np.ndarray, lungs: np.ndarray, centres, preprocess: dict) -> np.ndarray:
-    """(len(centres), 1, S, S) float32 network input of canonical slices ``centres``.
+def descriptor_of(preprocess: dict) -> str:
+    descriptor = preprocess.get("lesion_descriptor", "peak")
+    if descriptor not in LESION_DESCRIPTORS:
+        raise InputError(f"unknown lesion_descriptor {descriptor!r} in the FeCNN weights: use one of {LESION_DESCRIPTORS}")
+    return descriptor
 
-    hu, lungs: (Z, Y, X) canonical HU and lung labels (nonzero = lung).
+
+def lesion_feature_size(loaded) -> int:
+    """Length of one lesion's feature vector for a loaded FeCNN."""
+    extra = len(HU_STATISTICS) if descriptor_of(loaded.preprocess) == "component_hu" else 0
+    return int(loaded.model.feature_channels) + extra
+
+
+def fecnn_input(hu: np.ndarray, lungs: np.ndarray, centres, preprocess: dict, box=None) -> np.ndarray:
+    """(len(centres), 1, H, W) float32 network input of canonical slices ``centres``.
+
+    hu, lungs: (Z, Y, X) canonical HU and lung labels (nonzero = lung). With the lung ``box``
+    (:func:`covidweak.weakseg.prepare.input_box`) (H, W) is the box; without, the whole slice
+    resized to ``preprocess["input_size"]``.
     """
     from ..preprocess import resize_slices
     from ..weakseg.prepare import prepare_stacks
 
     spec = {**preprocess, "stack_depth": 1}
+    if box is not None:
+        return prepare_stacks(hu, centres, spec, lungs, box).astype(np.float32)
     image = prepare_stacks(hu, centres, spec)
     inside = resize_slices((lungs[np.asarray(centres)] > 0).astype(np.uint8), int(spec["input_size"]), order=0)
     return (image * inside[:, None]).astype(np.float32)
+
+
+def to_slice(array: np.ndarray, size_yx: tuple[int, int], box, order: int) -> np.ndarray:
+    """A map on the network grid (h, w) -> the slice grid (Y, X): through the lung box when there is one."""
+    from ..preprocess.lungbox import from_box
+
+    if box is None:
+        return upsample(array, size_yx, order)
+    return from_box(upsample(array, tuple(box.shape), order), box, order=order, fill=0)
 
 
 @dataclass
@@ -47,28 +79,58 @@ class SliceDetection:
     """One slice's lesion candidates at the slice grid (Y, X).
 
     ``regions``: int32 labels 1..m of the upsampled LAHm components; ``lam``: the LAM;
-    ``features``: (m, kappa) lesion features (Eq. 9); ``probabilities``: (C,) diagnosis.
+    ``features``: (m, F) lesion features; ``probabilities``: (C,) diagnosis; ``lahm_shape``:
+    the (h, w) grid of the network's map.
     """
 
     regions: np.ndarray
     lam: np.ndarray
     features: np.ndarray
     probabilities: np.ndarray
+    lahm_shape: tuple[int, int] = (0, 0)
 
 
-def detect(model, batch: np.ndarray, size_yx: tuple[int, int], device) -> list[SliceDetection]:
-    """LAHm, components, LAM and lesion features of a prepared batch (B, 1, S, S)."""
+def describe_lesions(descriptor: str, features: np.ndarray, components: np.ndarray, lahm: np.ndarray,
+                     regions: np.ndarray, hu: Optional[np.ndarray], lungs: Optional[np.ndarray]) -> np.ndarray:
+    """Lesion features of one slice: (m, kappa) for ``peak``, (m, kappa + 4) for ``component_hu``.
+
+    features: (kappa, h, w) A; components, lahm: (h, w); regions, hu, lungs: (Y, X) on the slice grid.
+    """
+    if descriptor == "peak":
+        return lesion_features(features, component_maxima(lahm, components))
+    deep = component_means(features, components)
+    deep /= np.maximum(np.linalg.norm(deep, axis=1, keepdims=True), 1e-12)
+    return np.concatenate([deep, hu_statistics(hu, regions, lungs)], axis=1)
+
+
+def detect(model, batch: np.ndarray, size_yx: tuple[int, int], device, preprocess: Optional[dict] = None, box=None,
+           hu: Optional[np.ndarray] = None, lungs: Optional[np.ndarray] = None) -> list[SliceDetection]:
+    """LAHm, components, LAM and lesion features of a prepared batch (B, 1, H, W).
+
+    hu, lungs: (B, Y, X) the same slices on the CT grid, needed by the ``component_hu`` descriptor.
+    """
     import torch
 
+    descriptor = descriptor_of(preprocess or {})
     lahm, features, probabilities = gradcam_lahm(model, torch.from_numpy(batch).to(device), COVID_CLASS)
     out = []
     for b in range(len(batch)):
         components = lesion_components(lahm[b])
-        maxima = component_maxima(lahm[b], components)
-        out.append(SliceDetection(regions=upsample(components, size_yx, order=0).astype(np.int32),
-                                  lam=lesion_activation_map(lahm[b], components, size_yx),
-                                  features=lesion_features(features[b], maxima), probabilities=probabilities[b]))
+        regions = to_slice(components, size_yx, box, order=0).astype(np.int32)
+        lam = to_slice(lesion_activation_map(lahm[b], components, lahm[b].shape), size_yx, box, order=1)
+        slice_hu = None if hu is None else hu[b]
+        slice_lungs = None if lungs is None else lungs[b]
+        out.append(SliceDetection(regions=regions, lam=lam.astype(np.float32), probabilities=probabilities[b],
+                                  features=describe_lesions(descriptor, features[b], components, lahm[b], regions,
+                                                            slice_hu, slice_lungs),
+                                  lahm_shape=tuple(lahm[b].shape)))
     return out
+
+
+def detect_slices(model, preprocess: dict, hu: np.ndarray, lungs: np.ndarray, centres, box, device) -> list[SliceDetection]:
+    """:func:`detect` on the canonical slices ``centres`` of (Z, Y, X) ``hu`` and ``lungs``."""
+    batch = fecnn_input(hu, lungs, centres, preprocess, box)
+    return detect(model, batch, hu.shape[1:], device, preprocess, box, hu[centres], lungs[centres])
 
 
 @dataclass
@@ -101,6 +163,7 @@ def find_lesions(ct: sitk.Image, loaded, lungs: Optional[sitk.Image] = None, les
     from ..lungs.geometry import from_canonical, to_canonical
     from ..weakseg.infer import batches, lung_labels_for, lung_slices
     from ..weakseg.lesions import ijk_to_ras
+    from ..weakseg.prepare import input_box
 
     if ct.GetDimension() != 3:
         raise InputError(f"lesion clustering needs a 3-D chest CT, got a {ct.GetDimension()}-D image: "
@@ -120,11 +183,11 @@ def find_lesions(ct: sitk.Image, loaded, lungs: Optional[sitk.Image] = None, les
     labels = np.zeros(hu.shape, dtype=np.uint16)
     rows, features, probabilities = [], [], {}
     todo = lung_slices(lung_array)
+    box = input_box(loaded.preprocess, lung_array, canonical.GetSpacing()[1::-1])
     progress = progress or Progress()
     for done, centres in enumerate(batches(todo, batch_size)):
         progress.update(done * batch_size, len(todo), "lesion maps")
-        batch = fecnn_input(hu, lung_array, centres, loaded.preprocess)
-        for z, found in zip(centres, detect(model, batch, hu.shape[1:], device)):
+        for z, found in zip(centres, detect_slices(model, loaded.preprocess, hu, lung_array, centres, box, device)):
             probabilities[int(z)] = found.probabilities
             if int(np.argmax(found.probabilities)) != COVID_CLASS:
                 continue
@@ -144,7 +207,7 @@ def find_lesions(ct: sitk.Image, loaded, lungs: Optional[sitk.Image] = None, les
     progress.update(len(todo), len(todo), "lesion maps")
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(canonical)
-    return CtLesions(rows=rows, features=np.array(features, dtype=np.float32).reshape(len(rows), model.feature_channels),
+    return CtLesions(rows=rows, features=np.array(features, dtype=np.float32).reshape(len(rows), lesion_feature_size(loaded)),
                      labels=from_canonical(image, ct), slices=len(todo),
                      positive_slices=sum(int(np.argmax(p)) == COVID_CLASS for p in probabilities.values()),
                      probabilities=probabilities)

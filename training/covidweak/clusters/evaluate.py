@@ -7,6 +7,8 @@
   inside the lungs thresholded at 20% of its maximum). Both run on every lung slice that
   holds a ground-truth lesion, whatever FeCNN predicts for it, so the table measures
   localisation alone; the ground-truth lesions are the 4-connected components of the mask.
+  The "perfect map" row is the ceiling of the LAM's geometry: the true lesion fraction of each
+  cell of FeCNN's map grid, put through the same Otsu threshold, components and upsampling.
 * Lesion identification (Sect. 4.3.3, Table 7): the lesions of the predicted COVID-19 slices
   (as the clustering command finds them) are clustered with k-means, K = the number of
   phantom lesion types unless given, and compared with the types by Hungarian matching.
@@ -22,8 +24,9 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..models.fecnn import CLASS_NAMES, COVID_CLASS
 from ..progress import Progress
-from .ct import DEFAULT_BATCH_SIZE, detect, fecnn_input
+from .ct import DEFAULT_BATCH_SIZE, detect_slices, to_slice
 from .hitrate import OVERLAP_THRESHOLDS, cam_regions, hit_rate_table, slice_hits, truth_components
+from .lam import lesion_activation_map, lesion_components
 from .library import PHANTOM_TYPES, fit_clusters, library_lesions
 from .matching import confusion, type_table
 from .store import type_name
@@ -79,13 +82,33 @@ def cam_maps(cam_loaded, hu: np.ndarray, lungs: np.ndarray, centres, spacing_yx:
     return np.maximum(slice_logits(cam_loaded.model, x, hu.shape[1:], device, box, gate=False), 0.0)
 
 
+def perfect_map_hits(truth: np.ndarray, lahm_shape: tuple[int, int], box) -> np.ndarray:
+    """Hits of the ceiling map on one slice: truth (Y, X) lesion mask -> (len(OVERLAP_THRESHOLDS),) counts.
+
+    The map is the lesion fraction of each cell of the (h, w) network grid (``box``: the lung
+    box the network reads, or None for a resized whole slice), area-averaged.
+    """
+    from skimage.transform import resize
+
+    from ..preprocess.lungbox import to_box
+
+    mask = (truth != 0).astype(np.float32)
+    on_input = to_box(mask, box, order=1) if box is not None else mask
+    fraction = resize(on_input, lahm_shape, order=1, anti_aliasing=True, mode="constant")
+    components = lesion_components(fraction)
+    regions = to_slice(components, truth.shape, box, order=0)
+    lam = to_slice(lesion_activation_map(fraction, components, fraction.shape), truth.shape, box, order=1)
+    return slice_hits(regions, lam, truth_components(truth))[0]
+
+
 def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, progress: Progress) -> dict:
-    """Pooled hit counts of LAM and CAM over the lesion slices of ``records`` -> Table 5/6 rows."""
+    """Pooled hit counts of LAM, the perfect map and CAM over the lesion slices of ``records`` -> Table 5/6 rows."""
     from ..io import read_ct, read_image
     from ..lungs.geometry import to_canonical
     from ..weakseg.infer import batches, lung_labels_for
+    from ..weakseg.prepare import input_box
 
-    counts = {"LAM": np.zeros(len(OVERLAP_THRESHOLDS), dtype=np.int64), "CAM": np.zeros(len(OVERLAP_THRESHOLDS), dtype=np.int64)}
+    counts = {name: np.zeros(len(OVERLAP_THRESHOLDS), dtype=np.int64) for name in ("LAM", "perfect map", "CAM")}
     lesions = 0
     for done, record in enumerate(records):
         progress.update(done, len(records), f"hit rate {record.study_id}")
@@ -97,18 +120,20 @@ def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, pr
         lung_array = sitk.GetArrayFromImage(to_canonical(lungs))
         truth = sitk.GetArrayFromImage(to_canonical(read_image(record.lesion_mask_path))) * (lung_array > 0)
         todo = np.flatnonzero(truth.reshape(len(truth), -1).any(axis=1))
+        box = input_box(loaded.preprocess, lung_array, spacing_yx)
         for centres in batches(todo, batch_size):
-            found = detect(loaded.model, fecnn_input(hu, lung_array, centres, loaded.preprocess), hu.shape[1:], device)
+            found = detect_slices(loaded.model, loaded.preprocess, hu, lung_array, centres, box, device)
             cams = cam_maps(cam_loaded, hu, lung_array, centres, spacing_yx, device) if cam_loaded is not None else None
             for b, z in enumerate(centres):
                 gt = truth_components(truth[z])
                 hits, n = slice_hits(found[b].regions, found[b].lam, gt)
                 counts["LAM"] += hits
+                counts["perfect map"] += perfect_map_hits(truth[z], found[b].lahm_shape, box)
                 lesions += n
                 if cams is not None:
                     cam = cams[b] * (lung_array[z] > 0)
                     counts["CAM"] += slice_hits(cam_regions(cam), cam, gt)[0]
-    methods = ("LAM", "CAM") if cam_loaded is not None else ("LAM",)
+    methods = ("LAM", "perfect map", "CAM") if cam_loaded is not None else ("LAM", "perfect map")
     return {name: hit_rate_table(counts[name], lesions) for name in methods}
 
 

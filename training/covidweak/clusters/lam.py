@@ -3,7 +3,10 @@
 For one slice the steps are:
 
 1. LAHm (Eqs. 6-7): Grad-CAM of the COVID-19 probability on A, the last backbone block's
-   output: alpha = spatial mean of dPhi/dA, LAHm = ReLU(sum_kappa alpha_kappa A_kappa).
+   output: alpha = spatial mean of dPhi/dA, LAHm = ReLU(sum_kappa alpha_kappa A_kappa). When A
+   is the FPN level P3 (``lam_level: P3``) Phi is P3's own COVID-19 score s^P3: the fused
+   probability sees P3 only through omega_P3 (Eq. 2), which is 0 for a level no better than
+   chance on validation, and the map would vanish with it.
    FeCNN's ``forward`` returns A itself, so the gradient is one ``torch.autograd.grad`` call
    on the same forward pass that gives the prediction and the features; Captum's
    ``LayerGradCam`` would compute the same map but needs a second forward pass for A.
@@ -12,7 +15,9 @@ For one slice the steps are:
    are dropped ("connected components with more than 1 pixel are accepted").
 3. LAM = LAHm * mask (Hadamard product), upsampled to the slice.
 4. Each component's spatial maximum (Eq. 8) picks the lesion's feature vector: A at that
-   pixel, all kappa channels (Eq. 9).
+   pixel, all kappa channels (Eq. 9). :func:`component_means` is the alternative the box
+   weights use: A averaged over the whole component, so a lesion's feature describes all of
+   it rather than one cell.
 """
 
 from __future__ import annotations
@@ -34,10 +39,16 @@ def gradcam_lahm(model, x, target: int):
     """
     import torch
 
+    from ..models.fecnn import FPN_LEVELS
+
     with torch.enable_grad():
         output = model(x)
         probabilities = output.logits.float().softmax(dim=1)
-        (gradient,) = torch.autograd.grad(probabilities[:, target].sum(), output.features)
+        if getattr(model, "lam_level", "C5") == "C5":
+            objective = probabilities[:, target]
+        else:  # P3 reaches the fused prediction only through omega_P3, which Eq. 2 may set to 0
+            objective = output.level_scores[:, FPN_LEVELS.index(model.lam_level), target].float()
+        (gradient,) = torch.autograd.grad(objective.sum(), output.features)
     features = output.features.detach().float()
     alpha = gradient.float().mean(dim=(2, 3), keepdim=True)
     lahm = torch.relu((alpha * features).sum(dim=1))
@@ -83,6 +94,15 @@ def component_maxima(heatmap: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def lesion_features(features: np.ndarray, maxima: np.ndarray) -> np.ndarray:
     """Eq. 9: A at each lesion's maximum. features (kappa, h, w), maxima (m, 2) -> (m, kappa)."""
     return features[:, maxima[:, 0], maxima[:, 1]].T.copy()
+
+
+def component_means(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean of A over each component: features (kappa, h, w), labels (h, w) 1..m -> (m, kappa) float32."""
+    count = int(labels.max())
+    flat = labels.ravel()
+    sizes = np.bincount(flat, minlength=count + 1)[1:].astype(np.float64)
+    sums = np.stack([np.bincount(flat, weights=channel.ravel(), minlength=count + 1)[1:] for channel in features], axis=1)
+    return (sums / np.maximum(sizes, 1)[:, None]).astype(np.float32).reshape(count, len(features))
 
 
 def upsample(array: np.ndarray, size_yx: tuple[int, int], order: int) -> np.ndarray:

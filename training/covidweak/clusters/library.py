@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError
 from ..progress import Progress
-from .ct import DEFAULT_BATCH_SIZE, CtLesions, find_lesions
+from .ct import DEFAULT_BATCH_SIZE, CtLesions, find_lesions, lesion_feature_size
 from .embedding import fit_svd, fit_tsne, place, reduce
 from .kmeans import choose_k, fit_kmeans, lesion_scores
 from .matching import confusion, type_table
@@ -36,12 +36,12 @@ def fecnn_identity(loaded) -> dict:
     path = Path(loaded.path)
     shipped = path.parent.resolve() == models_dir().resolve()
     return {"name": path.stem if shipped else str(path.resolve()), "sha256": loaded.sha256,
-            "classes": int(loaded.arch.get("classes", 2)), "feature_size": int(loaded.model.feature_channels)}
+            "classes": int(loaded.arch.get("classes", 2)), "feature_size": lesion_feature_size(loaded)}
 
 
 def check_compatible(model: ClusterModel, loaded) -> None:
     """ModelError when ``loaded`` (a FeCNN) did not make the features ``model`` was fitted on."""
-    size = int(loaded.model.feature_channels)
+    size = lesion_feature_size(loaded)
     if size != model.feature_size:
         raise ModelError(f"the cluster model expects {model.feature_size}-dim lesion features but FeCNN "
                          f"'{loaded.path.name}' gives {size}: pass the --weights the model was fitted with "

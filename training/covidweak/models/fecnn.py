@@ -22,7 +22,16 @@ Choices where the paper is silent or self-contradictory, stated so a reviewer ca
   no better than chance gets weight 0 rather than a negative one (AdaBoost's convention).
 * Dropout 0.5 (Sect. 4.2.1) is applied to each pooled level vector before its FC layer.
 * The lesion branch reads A = the last backbone block's output (C5, Sect. 3.2.1); ``forward``
-  returns it so that Grad-CAM needs no hooks.
+  returns it so that Grad-CAM needs no hooks. ``lam_level: P3`` reads the FPN's finest level
+  instead: at the 1.4 mm lung box C5 has stride 16 (22 mm cells, a 10 x 14 map) and a perfect
+  map at that grid cannot place most phantom lesions, while P3 has stride 4 (5.6 mm cells) and
+  carries C5's semantics through the top-down path. P3 reaches the diagnosis only through its
+  own head (a 1x1 convolution, GAP and a linear layer), so its Grad-CAM is the class
+  activation map of that head, which the level loss trains to find COVID-19 slices.
+* ``score_activation: none`` drops Eq. 1's ReLU on s^i. Under the level loss s^i are logits;
+  a ReLU clamps every slice whose level logits are both negative to (0, 0), and in the light
+  whole-slice file 35-38 % of slices reached the fusion that way, with no gradient to leave
+  it ("dead" levels). ``relu`` stays the default so earlier weight files load unchanged.
 """
 
 from __future__ import annotations
@@ -58,7 +67,15 @@ BACKBONES = {
     "light": {"block": "basic", "layers": (1, 1, 1, 1), "widths": (16, 32, 64, 128), "max_pool": False,
               "fpn_channels": 64},
 }
-DEFAULT_FECNN_ARCH = {"backbone": "light", "classes": 2, "input_size": 256}
+LAM_LEVELS = ("C5", "P3")
+"""Levels the lesion branch can read: the paper's C5 (Sect. 3.2.1) or the FPN's stride-4 P3."""
+SCORE_ACTIVATIONS = ("relu", "none")
+"""Eq. 1's activation on the level scores s^i: the paper's ReLU, or none (see the module docstring)."""
+LESION_DESCRIPTORS = ("peak", "component_hu")
+"""``preprocess["lesion_descriptor"]``, how a lesion's feature is made (:mod:`covidweak.clusters.ct`):
+Eq. 9's A at the component's maximum (default, the paper), or A averaged over the component
+plus density statistics."""
+DEFAULT_FECNN_ARCH = {"backbone": "light", "classes": 2, "input_size": 256, "lam_level": "C5", "score_activation": "relu"}
 
 
 def omega_from_error_rates(error_rates: torch.Tensor) -> torch.Tensor:
@@ -73,7 +90,7 @@ def omega_from_error_rates(error_rates: torch.Tensor) -> torch.Tensor:
 @dataclass
 class FeCNNOutput:
     """``logits``: (N, C) before the softmax of Eq. 4; ``level_scores``: (N, L, rho) the s^i of
-    Eq. 1; ``features``: (N, kappa, h, w) the last backbone block's output A (Sect. 3.2.1)."""
+    Eq. 1; ``features``: (N, kappa, h, w) the map A the lesion branch reads (Sect. 3.2.1; C5 or P3)."""
 
     logits: torch.Tensor
     level_scores: torch.Tensor
@@ -81,18 +98,19 @@ class FeCNNOutput:
 
 
 class FeatureHead(nn.Module):
-    """1x1 conv + BN to ``channels``, GAP, dropout, then the rho-way FC with ReLU (Eq. 1)."""
+    """1x1 conv + BN to ``channels``, GAP, dropout, then the rho-way FC, with Eq. 1's ReLU when ``relu``."""
 
-    def __init__(self, in_channels: int, channels: int, rho: int, dropout: float):
+    def __init__(self, in_channels: int, channels: int, rho: int, dropout: float, relu: bool = True):
         super().__init__()
         self.reduce = nn.Sequential(nn.Conv2d(in_channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
         self.dropout = nn.Dropout(dropout)
         self.score = nn.Linear(channels, rho)
+        self.relu = relu
 
     def forward(self, level: torch.Tensor) -> torch.Tensor:
         """(N, F, h, w) -> s^i (N, rho)."""
-        pooled = self.reduce(level).mean(dim=(2, 3))
-        return F.relu(self.score(self.dropout(pooled)))
+        score = self.score(self.dropout(self.reduce(level).mean(dim=(2, 3))))
+        return F.relu(score) if self.relu else score
 
 
 class FPN(nn.Module):
@@ -120,7 +138,8 @@ class FPN(nn.Module):
 class FeCNN(nn.Module):
     """(N, 1, S, S) lung slices in [0, 1] -> :class:`FeCNNOutput`."""
 
-    def __init__(self, backbone: str = "light", classes: int = 2, dropout: float = FECNN_DROPOUT):
+    def __init__(self, backbone: str = "light", classes: int = 2, dropout: float = FECNN_DROPOUT,
+                 lam_level: str = "C5", score_activation: str = "relu"):
         super().__init__()
         from monai.networks.nets import ResNet
 
@@ -128,6 +147,9 @@ class FeCNN(nn.Module):
             raise ValueError(f"unknown FeCNN backbone '{backbone}': use {' or '.join(BACKBONES)}")
         if classes not in CLASS_NAMES:
             raise ValueError(f"FeCNN has 2 (covid vs negative) or 3 (normal, covid, cap) classes, not {classes}")
+        if lam_level not in LAM_LEVELS or score_activation not in SCORE_ACTIVATIONS:
+            raise ValueError(f"FeCNN lam_level must be one of {LAM_LEVELS} and score_activation one of "
+                             f"{SCORE_ACTIVATIONS}, got {lam_level!r} and {score_activation!r}")
         spec = BACKBONES[backbone]
         self.classes = classes
         self.backbone = ResNet(spec["block"], list(spec["layers"]), list(spec["widths"]), spatial_dims=2,
@@ -135,11 +157,12 @@ class FeCNN(nn.Module):
                                feed_forward=False)
         expansion = 4 if spec["block"] == "bottleneck" else 1
         c3, c4, c5 = (w * expansion for w in spec["widths"][1:])
-        self.feature_channels = c5
+        self.lam_level = lam_level
+        self.feature_channels = c5 if lam_level == "C5" else spec["fpn_channels"]
         self.fpn = FPN((c3, c4, c5), spec["fpn_channels"])
         rho = classes
-        self.heads = nn.ModuleList(FeatureHead(spec["fpn_channels"], spec["fpn_channels"], rho, dropout)
-                                   for _ in FPN_LEVELS)
+        self.heads = nn.ModuleList(FeatureHead(spec["fpn_channels"], spec["fpn_channels"], rho, dropout,
+                                               relu=score_activation == "relu") for _ in FPN_LEVELS)
         self.classifier = nn.Linear(rho * len(FPN_LEVELS), classes)
         self.register_buffer("omega", torch.ones(len(FPN_LEVELS)))
 
@@ -155,9 +178,11 @@ class FeCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> FeCNNOutput:
         c3, c4, c5 = self.backbone_features(x)
-        scores = torch.stack([head(level) for head, level in zip(self.heads, self.fpn(c3, c4, c5))], dim=1)
+        pyramid = self.fpn(c3, c4, c5)
+        scores = torch.stack([head(level) for head, level in zip(self.heads, pyramid)], dim=1)
         fused = (scores * self.omega[None, :, None].to(scores.dtype)).flatten(1)
-        return FeCNNOutput(logits=self.classifier(fused), level_scores=scores, features=c5)
+        features = c5 if self.lam_level == "C5" else pyramid[FPN_LEVELS.index("P3")]
+        return FeCNNOutput(logits=self.classifier(fused), level_scores=scores, features=features)
 
     @torch.no_grad()
     def set_error_rates(self, error_rates: torch.Tensor) -> torch.Tensor:
@@ -187,7 +212,9 @@ def fecnn_loss(output: FeCNNOutput, labels: torch.Tensor, level_weight: float = 
 
 
 def build_fecnn(method: str, arch: Optional[dict] = None) -> FeCNN:
-    """Factory entry for ``build_model("fecnn", arch)``; arch keys: backbone, classes (input_size is informative)."""
+    """Factory entry for ``build_model("fecnn", arch)``; arch keys: backbone, classes, lam_level,
+    score_activation (input_size is informative)."""
     arch = {**DEFAULT_FECNN_ARCH, **(arch or {})}
-    return FeCNN(arch["backbone"], int(arch["classes"]))
+    return FeCNN(arch["backbone"], int(arch["classes"]), lam_level=arch["lam_level"],
+                 score_activation=arch["score_activation"])
 
