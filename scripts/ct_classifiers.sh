@@ -40,23 +40,7 @@ phantom test-224x56 30 52000 224 56
 phantom test-288x36 30 53000 288 36
 
 # One manifest over the five training parts, with paths relative to WORK/train.
-if [ ! -f "$work/train/manifest.csv" ]; then
-  "$python" - "$work/train" "${parts[@]#train/}" <<'PY'
-import csv, sys
-from pathlib import Path
-root, parts = Path(sys.argv[1]), sys.argv[2:]
-rows = []
-for part in parts:
-    with open(root / part / "manifest.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            rows.append({key: f"{part}/{value}" if key in ("ct", "lungs", "lesions", "cxr", "cxr_lungs", "meta") and value
-                         else value for key, value in row.items()})
-with open(root / "manifest.csv", "w", newline="") as handle:
-    writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-PY
-fi
+[ -f "$work/train/manifest.csv" ] || "$python" "$root/scripts/merge_manifests.py" "$work/train" "${parts[@]#train/}"
 
 train() {  # train TASK CONFIG: the run WORK/runs/TASK (resumed if interrupted) exported as WORK/models/TASK.pt
   [ -f "$work/models/$1.pt" ] && return 0

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from .. import zones
 from ..errors import InputError
 from ..models.severity_vit import EMBED_LABELS
-from .cxr_preprocess import preprocess_cxr, resize_image
+from .cxr_geometry import network_input
 from .cxr_rmp import region_masks
 
 LESION_TYPES = (1, 2, 3)
@@ -56,27 +56,31 @@ def findings_of(lesions: list[dict]) -> np.ndarray:
     return found
 
 
-def load_study(record, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One study -> (S, S) preprocessed image, (S, S) uint8 lungs 0/1/2, (3, 2) severity, findings."""
+def load_study(record, preprocess: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One study -> (S, S) preprocessed image, (S, S) uint8 lungs 0/1/2, (3, 2) severity, findings.
+
+    preprocess: the task's ``preprocess`` section (``size``, and ``geometry``: see
+    :func:`covidweak.severity.cxr_geometry.network_input`)."""
     try:
         image_path, lungs_path = record.extra["cxr_path"], record.extra["cxr_lungs_path"]
         severity = np.asarray(record.extra["severity_array"], dtype=np.float32)
     except KeyError:
         raise InputError(f"study '{record.study_id}' has no radiograph, lung labels and severity array: the severity "
                          "tasks need a dataset with cxr, cxr_lungs and meta.json, e.g. one from `covidweak phantom`") from None
-    image = sitk.GetArrayFromImage(sitk.ReadImage(str(image_path))).astype(np.float32)
+    radiograph = sitk.ReadImage(str(image_path))
+    image = sitk.GetArrayFromImage(radiograph).astype(np.float32)
     lungs = sitk.GetArrayFromImage(sitk.ReadImage(str(lungs_path))).astype(np.uint8)
     if image.ndim != 2 or image.shape != lungs.shape or severity.shape != (3, 2):
         raise InputError(f"study '{record.study_id}': radiograph {image.shape}, lungs {lungs.shape} and severity "
                          f"{severity.shape} must be 2-D of one size and 3x2; regenerate the data")
-    return (preprocess_cxr(image, size), resize_image(lungs, size, order=0), severity,
-            findings_of(record.extra.get("lesions", [])))
+    network_image, network_lungs, _ = network_input(image, lungs, radiograph.GetSpacing()[::-1], preprocess)
+    return network_image, network_lungs, severity, findings_of(record.extra.get("lesions", []))
 
 
-def load_arrays(records, size: int, progress=None) -> CxrArrays:
-    """:class:`CxrArrays` of ``records`` at size ``size``."""
+def load_arrays(records, preprocess: dict, progress=None) -> CxrArrays:
+    """:class:`CxrArrays` of ``records`` as the ``preprocess`` section asks."""
     items = progress.iterate(records, len(records), "radiographs") if progress is not None else records
-    loaded = [load_study(record, size) for record in items]
+    loaded = [load_study(record, preprocess) for record in items]
     if not loaded:
         raise InputError("no studies to load: the split is empty; use more patients or change data.fractions")
     images, lungs, severity, findings = (np.stack(parts) for parts in zip(*loaded))

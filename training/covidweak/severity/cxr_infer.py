@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from .. import zones
 from ..errors import InputError
-from .cxr_preprocess import min_max, preprocess_cxr, resize_image
+from .cxr_preprocess import min_max, resize_image
 from .cxr_rmp import SEVERITY_THRESHOLD, binarise, global_score, severity_from_map, split_lungs, zone_lines
 
 MIN_LUNG_SHARE = 0.02
@@ -89,18 +89,26 @@ def segment_lungs_cxr(radiograph: np.ndarray, lungs_model, device) -> np.ndarray
     return split_lungs(resize_image(labels, radiograph.shape, order=0))
 
 
-def severity_map(radiograph: np.ndarray, lungs: np.ndarray, severity_model, device) -> np.ndarray:
-    """(rows, cols) radiograph and 0/1/2 lungs -> (rows, cols) float32 lesion probability, 0 outside the lungs."""
+def severity_map(radiograph: np.ndarray, lungs: np.ndarray, severity_model, device, spacing_rc=(1.0, 1.0)) -> np.ndarray:
+    """(rows, cols) radiograph and 0/1/2 lungs -> (rows, cols) float32 lesion probability, 0 outside the lungs.
+
+    spacing_rc: (row, column) pixel spacing in mm, which places the lung box of a box network
+    (:mod:`covidweak.severity.cxr_geometry`).
+    """
     import torch
     import torch.nn.functional as F
 
-    size = int(severity_model.preprocess["input_size"])
-    image = torch.from_numpy(preprocess_cxr(radiograph, size))[None, None].to(device)
-    mask = torch.from_numpy((resize_image(lungs, size, order=0) > 0).astype(np.float32))[None, None].to(device)
+    from .cxr_geometry import map_from_box, network_input
+
+    image, network_lungs, box = network_input(radiograph, lungs, spacing_rc, severity_model.preprocess)
+    mask = torch.from_numpy((network_lungs > 0).astype(np.float32))[None, None].to(device)
     with torch.no_grad():
-        probability = severity_model.model(mask, image=image)
-        probability = F.interpolate(probability, size=radiograph.shape, mode="bilinear", align_corners=False)
-    return (probability[0, 0].cpu().numpy().clip(0, 1) * (lungs > 0)).astype(np.float32)
+        probability = severity_model.model(mask, image=torch.from_numpy(image)[None, None].to(device))
+        target = radiograph.shape if box is None else tuple(box.shape)
+        probability = F.interpolate(probability, size=target, mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+    if box is not None:
+        probability = map_from_box(probability, box)
+    return (probability.clip(0, 1) * (lungs > 0)).astype(np.float32)
 
 
 def run_cxr(image: sitk.Image, severity_model, lungs_model, device="cpu", progress=None) -> CxrSeverityResult:
@@ -113,7 +121,8 @@ def run_cxr(image: sitk.Image, severity_model, lungs_model, device="cpu", progre
     check_frontal_lungs(lungs)
     if progress is not None:
         progress.update(1, steps, "lesion map")
-    probability_map = severity_map(radiograph, lungs, severity_model, device)
+    spacing_rc = image.GetSpacing()[:2][::-1]
+    probability_map = severity_map(radiograph, lungs, severity_model, device, spacing_rc)
     if progress is not None:
         progress.update(2, steps, "zones")
     probability = severity_from_map(probability_map, lungs)

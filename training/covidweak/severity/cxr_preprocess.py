@@ -9,6 +9,8 @@ sees the same intensity scale whatever the radiograph's bit depth.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from scipy import ndimage
 from skimage import exposure, transform
@@ -46,12 +48,15 @@ def equalise_and_normalise(image: np.ndarray) -> np.ndarray:
     return ((equalised - equalised.mean()) / max(float(equalised.std()), 1e-6)).astype(np.float32)
 
 
-def preprocess_cxr(image: np.ndarray, size: int = KIM_INPUT_SIZE) -> np.ndarray:
+def preprocess_cxr(image: np.ndarray, size: Optional[int] = KIM_INPUT_SIZE) -> np.ndarray:
     """A radiograph (rows, cols), any intensity range -> (size, size) float32 network input.
 
     Resize, 3x3 Gaussian blur, histogram equalisation, normalisation, in the paper's order.
+    ``size`` None skips the resize, for an image already on the lung box's grid
+    (:mod:`covidweak.severity.cxr_geometry`).
     """
-    return equalise_and_normalise(gaussian_blur_3x3(resize_image(image, size)))
+    image = image if size is None else resize_image(image, size)
+    return equalise_and_normalise(gaussian_blur_3x3(image))
 
 
 def min_max(image: np.ndarray) -> np.ndarray:

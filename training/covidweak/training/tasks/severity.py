@@ -32,6 +32,7 @@ from ...errors import InputError
 from ...models.severity_vit import EMBED_LABELS, INPUT_SIZES, build_severity_model
 from ...severity import cxr_selftrain
 from ...severity.cxr_data import load_arrays
+from ...severity.cxr_geometry import WHOLE_IMAGE
 from ...severity.cxr_rmp import SEVERITY_THRESHOLD, roi_max_pool
 from ..task import ExportSpec, TaskData
 
@@ -81,7 +82,7 @@ class CxrEmbedTask:
     selection_metric = "mean_auc"  # a feature extractor is kept for ranking findings, not for calibration
     higher_is_better = True
     defaults = {"model": {"size": "light", "embed": None}, "params": {},
-                "preprocess": {"size": INPUT_SIZES["light"]}}
+                "preprocess": {"size": INPUT_SIZES["light"], "geometry": WHOLE_IMAGE}}
 
     def __init__(self):
         self.arrays = {}
@@ -91,7 +92,7 @@ class CxrEmbedTask:
 
     def prepare(self, data: TaskData, config: dict) -> None:
         for split in ("train", "val"):
-            self.arrays[split] = load_arrays(data.splits.get(split, []), config["preprocess"]["size"])
+            self.arrays[split] = load_arrays(data.splits.get(split, []), config["preprocess"])
 
     def train_batches(self, config: dict, epoch: int, seed: int):
         import torch
@@ -121,7 +122,8 @@ class CxrEmbedTask:
 
     def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
         return ExportSpec(method=self.name, arch=dict(config["model"]),
-                          preprocess={"input_size": config["preprocess"]["size"], "intensity": INTENSITY})
+                          preprocess={"input_size": config["preprocess"]["size"], "intensity": INTENSITY,
+                                      "geometry": config["preprocess"]["geometry"]})
 
 
 class SeverityTask:
@@ -148,7 +150,7 @@ class SeverityTask:
                        "steps_per_epoch": STEPS_PER_EPOCH, "ensemble": ENSEMBLE_MEMBERS,
                        "first_step": cxr_selftrain.FIRST_STEP, "every": cxr_selftrain.EVERY,
                        "increments": cxr_selftrain.INCREMENTS},
-            "preprocess": {"size": INPUT_SIZES["light"]},
+            "preprocess": {"size": INPUT_SIZES["light"], "geometry": WHOLE_IMAGE},
         }
 
     def arch(self, config: dict) -> dict:
@@ -160,7 +162,13 @@ class SeverityTask:
         model = build_severity_model("severity", self.arch(config))
         source = config["params"]["embed_weights"]
         if source:
-            embed = load_weights(source, method="cxr-embed").model.embed
+            loaded = load_weights(source, method="cxr-embed")
+            geometry = loaded.preprocess.get("geometry", WHOLE_IMAGE)
+            if geometry != config["preprocess"]["geometry"]:
+                raise InputError(f"embedding weights {source} read radiographs as geometry '{geometry}', this config as "
+                                 f"'{config['preprocess']['geometry']}': set preprocess.geometry to match, or pre-train "
+                                 "cxr-embed with this config's preprocess section")
+            embed = loaded.model.embed
             try:
                 model.embed.load_state_dict(embed.state_dict())
             except RuntimeError:
@@ -181,9 +189,8 @@ class SeverityTask:
         chosen = {patients[i] for i in order[:count]}
         labelled = [r for r in train if r.patient_id in chosen]
         unlabelled = [r for r in train if r.patient_id not in chosen] if params["unlabelled"] != "none" else []
-        size = config["preprocess"]["size"]
-        self.arrays = {"train": load_arrays(labelled + unlabelled, size),
-                       "val": load_arrays(data.splits.get("val", []), size)}
+        self.arrays = {"train": load_arrays(labelled + unlabelled, config["preprocess"]),
+                       "val": load_arrays(data.splits.get("val", []), config["preprocess"])}
         self.labelled = np.arange(len(labelled) + len(unlabelled)) < len(labelled)
         self.schedule = cxr_selftrain.SelfTrainSchedule(
             unlabelled=len(unlabelled), mode=params["unlabelled"], first_step=params["first_step"],
@@ -275,7 +282,7 @@ class SeverityTask:
     def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
         return ExportSpec(method="severity", arch=self.arch(config),
                           preprocess={"input_size": config["preprocess"]["size"], "intensity": INTENSITY,
-                                      "threshold": SEVERITY_THRESHOLD})
+                                      "threshold": SEVERITY_THRESHOLD, "geometry": config["preprocess"]["geometry"]})
 
 
 def labelled_share(labelled: np.ndarray, index) -> float:
