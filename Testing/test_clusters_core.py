@@ -180,12 +180,12 @@ def test_hu_statistics_by_hand():
     hu = np.array([[-900, -600, -400, 0], [-850, -600, -100, 0]], dtype=np.float32)
     regions = np.array([[1, 1, 1, 1], [1, 1, 1, 2]], dtype=np.int32)
     lungs = np.array([[1, 1, 1, 1], [1, 1, 1, 0]])
-    stats = hu_statistics(hu, regions, lungs)
+    stats = hu_statistics(hu, regions, lungs, 3)
     # component 1: 7 lung pixels, 5 above -750 HU (-600, -400, 0, -600, -100), 2 of them above -300 HU
     abnormal = np.array([-600, -400, 0, -600, -100], dtype=np.float64)
     np.testing.assert_allclose(stats[0], [5 / 7, 2 / 5, abnormal.mean() / 1000, abnormal.std() / 1000], rtol=1e-6)
-    # component 2 lies outside the lungs: no statistics
-    np.testing.assert_array_equal(stats[1], [0, 0, 0, 0])
+    # component 2 lies outside the lungs, and component 3 vanished on the slice grid: no statistics
+    np.testing.assert_array_equal(stats[1:], np.zeros((2, 4)))
 
 
 def test_a_perfect_map_hits_a_large_lesion_and_misses_a_tiny_one():

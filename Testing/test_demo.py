@@ -78,8 +78,8 @@ def test_demo_runs_every_stage_and_reruns_only_over_its_own_output(tmp_path, cap
     assert abs(sum(diagnosis["probabilities"].values()) - 1) < 1e-3
 
     assert main(args) == 2, "a second run must not silently replace the first"
-    # Seed 7's phantom gives the light FeCNN a single lesion: stage 5 says why it has no model, the demo goes on.
-    assert main(args + ["--overwrite", "--seed", "7"]) == 0
+    # Asking for more clusters than the phantom has lesions: stage 5 says why it has no model, the demo goes on.
+    assert main(args + ["--overwrite", "--seed", "7", "--cluster-k", "100000"]) == 0
     rerun = json.loads((out / "demo_summary.json").read_text())
     assert rerun["phantom"]["seed"] == 7 and rerun["5_clusters"]["skipped"] is True
     assert "not enough lesions" in rerun["5_clusters"]["reason"] and "6_severity_diagnosis" in rerun

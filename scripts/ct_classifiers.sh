@@ -2,7 +2,8 @@
 # Usage: scripts/ct_classifiers.sh WORK
 #
 # The CT classifiers of issue 17 on the shared 1.4 mm lung box, trained and scored on this CPU: Hu et
-# al.'s three-way diagnosis (COVID-19 / CAP / normal) and DuCN (detection + similar cases):
+# al.'s three-way diagnosis (COVID-19 / CAP / normal), DuCN (detection + similar cases) and Wu et al.'s
+# FeCNN (lesion detection and types):
 #   data   a size-varied training cohort: 240 patients at 256²×64 (seed 51000) and 40 each at 208²×48,
 #          240²×40, 272²×32 and 304²×44 (seeds 55000-58000), one study per patient, a third of each
 #          class, --lesion-scale 2 (the weak-seg Table 1 cohorts' burden); the run splits it 84/16 by
@@ -10,10 +11,13 @@
 #          sizes no training patient has: 256²×64 (seed 54000), 224²×56 (52000) and 288²×36 (53000);
 #   train  diagnosis.box (balanced sampling, about 15 quiet CPU minutes); validation keeps the checkpoint
 #          and chooses the patient aggregation's top_k, never a test cohort; then ducn.box (lesion-bearing
-#          detection slices, recommendation by lesion similarity);
+#          detection slices, recommendation by lesion similarity); then fecnn.box (COVID-19 lesion slices
+#          against lesion-free ones, the checkpoint with the best validation slice AUC);
 #   score  `covidweak evaluate diagnosis|ducn` on each test cohort -> WORK/eval/<cohort>.json/.md and
 #          WORK/eval/ducn-<cohort>.json/.md, and the untrained DuCN (scripts/probes/untrained_ducn.py)
-#          as the retrieval baseline -> WORK/eval/ducn-untrained-<cohort>.json/.md.
+#          as the retrieval baseline -> WORK/eval/ducn-untrained-<cohort>.json/.md; `covidweak evaluate
+#          fecnn` (slice AUC, hit rates beside the perfect-map ceiling and cam-light, Table 7 with K = 3)
+#          -> WORK/eval/fecnn-<cohort>.json/.md.
 # A stage whose output exists is skipped, so the script resumes after an interruption.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,6 +57,7 @@ train() {  # train TASK CONFIG: the run WORK/runs/TASK (resumed if interrupted) 
 }
 train diagnosis diagnosis.box
 train ducn ducn.box
+train fecnn fecnn.box
 [ -f "$work/models/ducn-untrained.pt" ] || "$python" "$root/scripts/probes/untrained_ducn.py" --out "$work/models/ducn-untrained.pt"
 for cohort in test test-224x56 test-288x36; do
   if [ ! -f "$work/eval/$cohort.json" ]; then
@@ -66,5 +71,10 @@ for cohort in test test-224x56 test-288x36; do
     "${cw[@]}" evaluate ducn --data "$work/$cohort" --weights "$work/models/$name.pt" \
       --out "$work/eval/$name-$cohort.json" > "$work/eval/$name-$cohort.md"
   done
+  if [ ! -f "$work/eval/fecnn-$cohort.json" ]; then
+    stage "score fecnn on $cohort"
+    "${cw[@]}" evaluate fecnn --data "$work/$cohort" --split all --weights "$work/models/fecnn.pt" \
+      --out "$work/eval/fecnn-$cohort.json" > "$work/eval/fecnn-$cohort.md"
+  fi
 done
 stage "done: $work/eval"

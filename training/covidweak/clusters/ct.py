@@ -100,7 +100,7 @@ def describe_lesions(descriptor: str, features: np.ndarray, components: np.ndarr
         return lesion_features(features, component_maxima(lahm, components))
     deep = component_means(features, components)
     deep /= np.maximum(np.linalg.norm(deep, axis=1, keepdims=True), 1e-12)
-    return np.concatenate([deep, hu_statistics(hu, regions, lungs)], axis=1)
+    return np.concatenate([deep, hu_statistics(hu, regions, lungs, len(deep))], axis=1)
 
 
 def detect(model, batch: np.ndarray, size_yx: tuple[int, int], device, preprocess: Optional[dict] = None, box=None,

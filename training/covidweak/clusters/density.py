@@ -30,13 +30,13 @@ HU_SCALE = 1000.0
 """HU per unit in the two HU-valued statistics."""
 
 
-def hu_statistics(hu: np.ndarray, regions: np.ndarray, lungs: np.ndarray) -> np.ndarray:
-    """The :data:`HU_STATISTICS` of components 1..m of one slice.
+def hu_statistics(hu: np.ndarray, regions: np.ndarray, lungs: np.ndarray, count: int) -> np.ndarray:
+    """The :data:`HU_STATISTICS` of components 1..count of one slice.
 
-    hu: (Y, X) HU; regions: (Y, X) int labels 1..m; lungs: (Y, X) nonzero = lung.
-    Returns (m, 4) float32; a component without abnormal pixels gets zeros after its first column.
+    hu: (Y, X) HU; regions: (Y, X) int labels 1..count (a label may be absent: a component of the
+    network's map can vanish when it is resampled onto the slice); lungs: (Y, X) nonzero = lung.
+    Returns (count, 4) float32; a component without abnormal lung pixels gets zeros.
     """
-    count = int(regions.max())
     out = np.zeros((count, len(HU_STATISTICS)), dtype=np.float32)
     for j in range(count):
         values = hu[(regions == j + 1) & (lungs != 0)].astype(np.float64)

@@ -24,8 +24,8 @@ SIMILAR_K = 5
 WEIGHTS_NOTE = ("the lesion networks (*-light, lung box) were trained on CPU on phantoms and reach about half the "
                 "papers' Dice: lesion volumes are of the truth's order, ground glass is under-segmented and a normal "
                 "CT may show a few mL; diagnosis-light and ducn-light read the lung box and were trained on 208-304 pixel "
-                "phantom chests, larger than the demo's 128 pixel one; the FeCNN and CXR weights are still smoke-test "
-                "weights; research use only")
+                "phantom chests, larger than the demo's 128 pixel one; fecnn-light finds COVID-19 slices but its lesion "
+                "boxes are coarse and its clusters split consolidation; research use only")
 
 
 def run_command(argv: list[str]) -> int:
@@ -119,8 +119,8 @@ def clusters_stage(out: Path, phantom: Path, k: str) -> dict:
     try:
         run_command(["clusters", "--data", str(phantom), "--k", k, "--out", str(model)])
     except InputError as error:
-        # The smoke-test FeCNN finds few lesions on a small phantom; too few to cluster is a result, not a
-        # failed demo.
+        # A small phantom can hold fewer lesions than the clusters asked for; too few to cluster is a
+        # result, not a failed demo.
         reason = f"not enough lesions to cluster ({error})"
         print(f"   skipped: {reason}")
         return dict(command=f"covidweak clusters --data {phantom} --k {k} --out {model}", skipped=True, reason=reason)

@@ -81,14 +81,29 @@ class CxrEmbedTask:
     name = "cxr-embed"
     selection_metric = "mean_auc"  # a feature extractor is kept for ranking findings, not for calibration
     higher_is_better = True
-    defaults = {"model": {"size": "light", "embed": None}, "params": {},
+    defaults = {"model": {"size": "light", "embed": None}, "params": {"init_from": None},
                 "preprocess": {"size": INPUT_SIZES["light"], "geometry": WHOLE_IMAGE}}
 
     def __init__(self):
         self.arrays = {}
 
     def build_model(self, config: dict):
-        return build_severity_model(self.name, config["model"])
+        """F, started from ``params.init_from`` (earlier cxr-embed weights of the same model section) when given.
+
+        Kim et al. pre-train F on CheXpert before the severity task; starting a new geometry's F from
+        the weights of another plays that part where the phantom findings alone teach F too slowly.
+        """
+        from ...models.weights import load_weights
+
+        model = build_severity_model(self.name, config["model"])
+        source = config["params"]["init_from"]
+        if source:
+            try:
+                model.load_state_dict(load_weights(source, method="cxr-embed").model.state_dict())
+            except RuntimeError:
+                raise InputError(f"params.init_from {source} does not fit model.size/model.embed of this config; "
+                                 "start from cxr-embed weights of the same model section") from None
+        return model
 
     def prepare(self, data: TaskData, config: dict) -> None:
         for split in ("train", "val"):
