@@ -68,3 +68,20 @@ def test_unknown_geometry_is_refused(radiograph):
     image, lungs, spacing = radiograph
     with pytest.raises(InputError, match="unknown radiograph geometry 'crop'"):
         network_input(image, lungs, spacing, {"input_size": 64, "geometry": "crop"})
+
+
+def test_box_f_starts_from_the_whole_image_f_and_refuses_another_model_section():
+    import torch
+
+    from covidweak.models.weights import load_weights
+    from covidweak.training.config import build_config
+    from covidweak.training.tasks import get_task
+
+    task = get_task("cxr-embed")
+    config = build_config(task, "cxr-embed.box", [])
+    assert config["params"]["init_from"] == "cxr-embed-light" and config["preprocess"]["geometry"] == "lung_box"
+    started = task.build_model(config).state_dict()
+    shipped = load_weights("cxr-embed-light", method="cxr-embed").model.state_dict()
+    assert all(torch.equal(started[key], shipped[key].to(started[key].dtype)) for key in shipped)
+    with pytest.raises(InputError, match="does not fit model.size"):
+        task.build_model(build_config(task, "cxr-embed.box", ["model.size=paper"]))

@@ -7,8 +7,8 @@
 #          one study each; the phantom's anatomy scales with its field of view, so the sizes are chests
 #          of 224-493 mm. Three test cohorts of 50 patients at 160²×40 (seed 66000), 256²×64 (67000) and
 #          352²×88 (68000);
-#   train  cxr-embed.box (F), then severity.box on that frozen F; both split 84/16 by patient and keep
-#          their checkpoints on validation only;
+#   train  cxr-embed.box (F, started from the shipped whole-image F cxr-embed-light), then severity.box on
+#          that frozen F; both split 84/16 by patient and keep their checkpoints on validation only;
 #   score  `covidweak evaluate severity` on each test cohort, the shipped whole-image severity-light
 #          beside the new file -> WORK/eval/severity-<cohort>.json/.md.
 # A stage whose output exists is skipped, so the script resumes after an interruption.
