@@ -23,7 +23,7 @@ def test_demo_runs_every_stage_and_reruns_only_over_its_own_output(tmp_path, cap
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert [f"{n}/7" in printed for n in range(1, 8)] == [True] * 7, "every stage announces itself"
-    assert "smoke-test weights" in printed and str(out / "batch" / "index.html") in printed
+    assert "research use only" in printed and str(out / "batch" / "index.html") in printed
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["finished"] is True
     stages = ("1_phantom", "2_lungs", "3_batch", "4_similar", "5_clusters", "6_severity_diagnosis")
