@@ -35,6 +35,7 @@ DEFAULT_BATCH_SIZE = 10
 
 
 def descriptor_of(preprocess: dict) -> str:
+    """The lesion descriptor a FeCNN's ``preprocess`` names; InputError for an unknown one."""
     descriptor = preprocess.get("lesion_descriptor", "peak")
     if descriptor not in LESION_DESCRIPTORS:
         raise InputError(f"unknown lesion_descriptor {descriptor!r} in the FeCNN weights: use one of {LESION_DESCRIPTORS}")
