@@ -169,3 +169,25 @@ def test_box_fecnn_input_does_not_depend_on_the_field_of_view(phantom_dir):
     model = FeCNN("light", lam_level="P3", score_activation="none").eval()
     with torch.no_grad():
         assert torch.allclose(model(torch.from_numpy(wide)).logits, model(torch.from_numpy(base)).logits)
+
+
+def test_level_head_pools_by_average_or_max():
+    """Eq. 1's head with identity weights: global average pooling divides a one-pixel lesion by the map
+    size, global max pooling keeps it (``model.level_pooling: max``)."""
+    from covidweak.models.fecnn import FeatureHead
+
+    level = torch.zeros(1, 2, 4, 4)
+    level[0, 0, 1, 2] = 4.0
+    scores = {}
+    for pooling in ("avg", "max"):
+        head = FeatureHead(2, 2, 2, dropout=0.0, relu=False, pooling=pooling).eval()
+        with torch.no_grad():
+            head.reduce[0].weight.copy_(torch.eye(2)[:, :, None, None])
+            head.reduce[1].eps = 0.0  # running mean 0, variance 1: batch norm is the identity
+            head.score.weight.copy_(torch.eye(2))
+            head.score.bias.zero_()
+            scores[pooling] = head(level)[0].tolist()
+    assert scores["avg"] == pytest.approx([4.0 / 16, 0.0])
+    assert scores["max"] == pytest.approx([4.0, 0.0])
+    with pytest.raises(ValueError, match="level_pooling"):
+        FeCNN("light", level_pooling="sum")

@@ -69,13 +69,17 @@ BACKBONES = {
 }
 LAM_LEVELS = ("C5", "P3")
 """Levels the lesion branch can read: the paper's C5 (Sect. 3.2.1) or the FPN's stride-4 P3."""
+LEVEL_POOLINGS = ("avg", "max")
+"""How a level head pools its map (Eq. 1): the paper's global average, or global max, with which a
+small lesion alone can raise the score and the head's map stays on it."""
 SCORE_ACTIVATIONS = ("relu", "none")
 """Eq. 1's activation on the level scores s^i: the paper's ReLU, or none (see the module docstring)."""
 LESION_DESCRIPTORS = ("peak", "component_hu")
 """``preprocess["lesion_descriptor"]``, how a lesion's feature is made (:mod:`covidweak.clusters.ct`):
 Eq. 9's A at the component's maximum (default, the paper), or A averaged over the component
 plus density statistics."""
-DEFAULT_FECNN_ARCH = {"backbone": "light", "classes": 2, "input_size": 256, "lam_level": "C5", "score_activation": "relu"}
+DEFAULT_FECNN_ARCH = {"backbone": "light", "classes": 2, "input_size": 256, "lam_level": "C5", "score_activation": "relu",
+                      "level_pooling": "avg"}
 
 
 def omega_from_error_rates(error_rates: torch.Tensor) -> torch.Tensor:
@@ -100,8 +104,10 @@ class FeCNNOutput:
 class FeatureHead(nn.Module):
     """1x1 conv + BN to ``channels``, GAP, dropout, then the rho-way FC, with Eq. 1's ReLU when ``relu``."""
 
-    def __init__(self, in_channels: int, channels: int, rho: int, dropout: float, relu: bool = True):
+    def __init__(self, in_channels: int, channels: int, rho: int, dropout: float, relu: bool = True,
+                 pooling: str = "avg"):
         super().__init__()
+        self.pooling = pooling
         self.reduce = nn.Sequential(nn.Conv2d(in_channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
         self.dropout = nn.Dropout(dropout)
         self.score = nn.Linear(channels, rho)
@@ -109,7 +115,9 @@ class FeatureHead(nn.Module):
 
     def forward(self, level: torch.Tensor) -> torch.Tensor:
         """(N, F, h, w) -> s^i (N, rho)."""
-        score = self.score(self.dropout(self.reduce(level).mean(dim=(2, 3))))
+        reduced = self.reduce(level)
+        pooled = reduced.amax(dim=(2, 3)) if self.pooling == "max" else reduced.mean(dim=(2, 3))
+        score = self.score(self.dropout(pooled))
         return F.relu(score) if self.relu else score
 
 
@@ -139,7 +147,7 @@ class FeCNN(nn.Module):
     """(N, 1, S, S) lung slices in [0, 1] -> :class:`FeCNNOutput`."""
 
     def __init__(self, backbone: str = "light", classes: int = 2, dropout: float = FECNN_DROPOUT,
-                 lam_level: str = "C5", score_activation: str = "relu"):
+                 lam_level: str = "C5", score_activation: str = "relu", level_pooling: str = "avg"):
         super().__init__()
         from monai.networks.nets import ResNet
 
@@ -147,9 +155,10 @@ class FeCNN(nn.Module):
             raise ValueError(f"unknown FeCNN backbone '{backbone}': use {' or '.join(BACKBONES)}")
         if classes not in CLASS_NAMES:
             raise ValueError(f"FeCNN has 2 (covid vs negative) or 3 (normal, covid, cap) classes, not {classes}")
-        if lam_level not in LAM_LEVELS or score_activation not in SCORE_ACTIVATIONS:
-            raise ValueError(f"FeCNN lam_level must be one of {LAM_LEVELS} and score_activation one of "
-                             f"{SCORE_ACTIVATIONS}, got {lam_level!r} and {score_activation!r}")
+        if lam_level not in LAM_LEVELS or score_activation not in SCORE_ACTIVATIONS or level_pooling not in LEVEL_POOLINGS:
+            raise ValueError(f"FeCNN lam_level must be one of {LAM_LEVELS}, score_activation one of {SCORE_ACTIVATIONS} "
+                             f"and level_pooling one of {LEVEL_POOLINGS}, got {lam_level!r}, {score_activation!r} "
+                             f"and {level_pooling!r}")
         spec = BACKBONES[backbone]
         self.classes = classes
         self.backbone = ResNet(spec["block"], list(spec["layers"]), list(spec["widths"]), spatial_dims=2,
@@ -162,7 +171,8 @@ class FeCNN(nn.Module):
         self.fpn = FPN((c3, c4, c5), spec["fpn_channels"])
         rho = classes
         self.heads = nn.ModuleList(FeatureHead(spec["fpn_channels"], spec["fpn_channels"], rho, dropout,
-                                               relu=score_activation == "relu") for _ in FPN_LEVELS)
+                                               relu=score_activation == "relu", pooling=level_pooling)
+                                   for _ in FPN_LEVELS)
         self.classifier = nn.Linear(rho * len(FPN_LEVELS), classes)
         self.register_buffer("omega", torch.ones(len(FPN_LEVELS)))
 
@@ -216,5 +226,5 @@ def build_fecnn(method: str, arch: Optional[dict] = None) -> FeCNN:
     score_activation (input_size is informative)."""
     arch = {**DEFAULT_FECNN_ARCH, **(arch or {})}
     return FeCNN(arch["backbone"], int(arch["classes"]), lam_level=arch["lam_level"],
-                 score_activation=arch["score_activation"])
+                 score_activation=arch["score_activation"], level_pooling=arch["level_pooling"])
 

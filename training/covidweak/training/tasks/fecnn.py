@@ -148,7 +148,8 @@ class FeCnnTask:
     selection_metric = "val_auc"
     higher_is_better = True
     defaults = {
-        "model": {key: DEFAULT_FECNN_ARCH[key] for key in ("backbone", "classes", "lam_level", "score_activation")},
+        "model": {key: DEFAULT_FECNN_ARCH[key] for key in ("backbone", "classes", "lam_level", "score_activation",
+                                                           "level_pooling")},
         "params": {"augment": True, "level_loss_weight": 1.0, "val_batch_size": 16},
         "preprocess": {"input_size": DEFAULT_FECNN_ARCH["input_size"], "hu_window": list(HU_WINDOW),
                        "geometry": WHOLE_SLICE, "box_shape": list(BOX_SHAPE), "lesion_descriptor": "peak"},
