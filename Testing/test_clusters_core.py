@@ -199,3 +199,18 @@ def test_a_perfect_map_hits_a_large_lesion_and_misses_a_tiny_one():
     tiny = np.zeros((64, 64), dtype=np.uint8)
     tiny[40, 40] = 1  # one pixel: a sixteenth of one cell, which Otsu keeps as a lone cell and drops
     assert perfect_map_hits(tiny, (16, 16), None).sum() == 0
+
+
+def test_otsu_inside_the_lungs_ignores_the_cells_outside():
+    """Most of the map lies outside the lungs at 0: Otsu over the whole map puts its threshold between 0
+    and the lung's 0.4, so all the lung becomes one lesion; over the lung cells it separates the lesion."""
+    lahm = np.zeros((10, 10), dtype=np.float32)
+    lahm[:, 4:] = 0.4  # lung: 60 cells
+    lahm[4:6, 6:8] = 1.0  # lesion: 4 cells
+    inside = np.zeros((10, 10), dtype=bool)
+    inside[:, 4:] = True
+    whole = lesion_components(lahm)
+    assert whole.max() == 1 and (whole > 0).sum() == 60
+    lungs_only = lesion_components(lahm, inside)
+    assert lungs_only.max() == 1 and (lungs_only > 0).sum() == 4 and lungs_only[4:6, 6:8].all()
+    assert lesion_components(lahm, np.zeros((10, 10), dtype=bool)).max() == 0

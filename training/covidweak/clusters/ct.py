@@ -24,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..models.fecnn import COVID_CLASS, LESION_DESCRIPTORS
+from ..models.fecnn import COVID_CLASS, LAM_THRESHOLDS, LESION_DESCRIPTORS
 from ..progress import Progress
 from .density import HU_STATISTICS, hu_statistics
 from .lam import (component_maxima, component_means, gradcam_lahm, lesion_activation_map, lesion_components,
@@ -40,6 +40,22 @@ def descriptor_of(preprocess: dict) -> str:
     if descriptor not in LESION_DESCRIPTORS:
         raise InputError(f"unknown lesion_descriptor {descriptor!r} in the FeCNN weights: use one of {LESION_DESCRIPTORS}")
     return descriptor
+
+
+def lung_cells(preprocess: dict, lungs: Optional[np.ndarray], shape: tuple[int, int], box) -> Optional[np.ndarray]:
+    """The (h, w) cells of the network's map that lie in the lungs, when ``preprocess["lam_threshold"]``
+    asks for them (``otsu_lungs``), else None. lungs: (Y, X) labels of the slice, nonzero = lung."""
+    from ..preprocess import resize_slices
+    from ..preprocess.lungbox import to_box
+
+    rule = preprocess.get("lam_threshold", "otsu")
+    if rule not in LAM_THRESHOLDS:
+        raise InputError(f"unknown lam_threshold {rule!r} in the FeCNN weights: use one of {LAM_THRESHOLDS}")
+    if rule == "otsu" or lungs is None:
+        return None
+    inside = (np.asarray(lungs) != 0).astype(np.float32)
+    on_input = to_box(inside, box, order=1) if box is not None else inside
+    return resize_slices(on_input[None], tuple(shape), order=1)[0] > 0.5
 
 
 def lesion_feature_size(loaded) -> int:
@@ -108,15 +124,18 @@ def detect(model, batch: np.ndarray, size_yx: tuple[int, int], device, preproces
            hu: Optional[np.ndarray] = None, lungs: Optional[np.ndarray] = None) -> list[SliceDetection]:
     """LAHm, components, LAM and lesion features of a prepared batch (B, 1, H, W).
 
-    hu, lungs: (B, Y, X) the same slices on the CT grid, needed by the ``component_hu`` descriptor.
+    hu, lungs: (B, Y, X) the same slices on the CT grid, needed by the ``component_hu`` descriptor
+    and the ``otsu_lungs`` threshold.
     """
     import torch
 
-    descriptor = descriptor_of(preprocess or {})
+    preprocess = preprocess or {}
+    descriptor = descriptor_of(preprocess)
     lahm, features, probabilities = gradcam_lahm(model, torch.from_numpy(batch).to(device), COVID_CLASS)
     out = []
     for b in range(len(batch)):
-        components = lesion_components(lahm[b])
+        components = lesion_components(lahm[b], lung_cells(preprocess, None if lungs is None else lungs[b],
+                                                           lahm[b].shape, box))
         regions = to_slice(components, size_yx, box, order=0).astype(np.int32)
         lam = to_slice(lesion_activation_map(lahm[b], components, lahm[b].shape), size_yx, box, order=1)
         slice_hu = None if hu is None else hu[b]

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..models.fecnn import CLASS_NAMES, COVID_CLASS
 from ..progress import Progress
-from .ct import DEFAULT_BATCH_SIZE, detect_slices, to_slice
+from .ct import DEFAULT_BATCH_SIZE, detect_slices, lung_cells, to_slice
 from .hitrate import OVERLAP_THRESHOLDS, cam_regions, hit_rate_table, slice_hits, truth_components
 from .lam import lesion_activation_map, lesion_components
 from .library import PHANTOM_TYPES, fit_clusters, library_lesions
@@ -82,11 +82,12 @@ def cam_maps(cam_loaded, hu: np.ndarray, lungs: np.ndarray, centres, spacing_yx:
     return np.maximum(slice_logits(cam_loaded.model, x, hu.shape[1:], device, box, gate=False), 0.0)
 
 
-def perfect_map_hits(truth: np.ndarray, lahm_shape: tuple[int, int], box) -> np.ndarray:
+def perfect_map_hits(truth: np.ndarray, lahm_shape: tuple[int, int], box, inside: Optional[np.ndarray] = None) -> np.ndarray:
     """Hits of the ceiling map on one slice: truth (Y, X) lesion mask -> (len(OVERLAP_THRESHOLDS),) counts.
 
     The map is the lesion fraction of each cell of the (h, w) network grid (``box``: the lung
-    box the network reads, or None for a resized whole slice), area-averaged.
+    box the network reads, or None for a resized whole slice), area-averaged, thresholded as
+    the LAM is (``inside``: the lung cells for ``otsu_lungs``, see :func:`.ct.lung_cells`).
     """
     from skimage.transform import resize
 
@@ -95,7 +96,7 @@ def perfect_map_hits(truth: np.ndarray, lahm_shape: tuple[int, int], box) -> np.
     mask = (truth != 0).astype(np.float32)
     on_input = to_box(mask, box, order=1) if box is not None else mask
     fraction = resize(on_input, lahm_shape, order=1, anti_aliasing=True, mode="constant")
-    components = lesion_components(fraction)
+    components = lesion_components(fraction, inside)
     regions = to_slice(components, truth.shape, box, order=0)
     lam = to_slice(lesion_activation_map(fraction, components, fraction.shape), truth.shape, box, order=1)
     return slice_hits(regions, lam, truth_components(truth))[0]
@@ -128,7 +129,8 @@ def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, pr
                 gt = truth_components(truth[z])
                 hits, n = slice_hits(found[b].regions, found[b].lam, gt)
                 counts["LAM"] += hits
-                counts["perfect map"] += perfect_map_hits(truth[z], found[b].lahm_shape, box)
+                inside = lung_cells(loaded.preprocess, lung_array[z], found[b].lahm_shape, box)
+                counts["perfect map"] += perfect_map_hits(truth[z], found[b].lahm_shape, box, inside)
                 lesions += n
                 if cams is not None:
                     cam = cams[b] * (lung_array[z] > 0)

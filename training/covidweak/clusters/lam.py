@@ -22,6 +22,8 @@ For one slice the steps are:
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -62,18 +64,26 @@ def normalise(heatmap: np.ndarray) -> np.ndarray:
     return (heatmap - heatmap.min()) / span if span > 0 else np.zeros_like(heatmap)
 
 
-def lesion_components(lahm: np.ndarray) -> np.ndarray:
+def lesion_components(lahm: np.ndarray, inside: Optional[np.ndarray] = None) -> np.ndarray:
     """Candidate lesions of one LAHm: (h, w) -> (h, w) int32 labels 1..m, 0 = background.
 
     Otsu threshold of the normalised map (pixels strictly above it), 4-connected components,
     components under :data:`MIN_LESION_PIXELS` removed, labels renumbered 1..m in scan order.
+    ``inside``: (h, w) bool cells of the lungs, or None for the paper's whole map. Given, Otsu's
+    threshold is taken over the lung cells only and only they can be lesion: on the lung box most
+    cells lie outside the lungs at 0, and Otsu over the whole map then separates "lung" from
+    "not lung" instead of lesion from lung.
     """
     from skimage.filters import threshold_otsu
 
     unit = normalise(lahm)
-    if unit.max() <= 0:
+    candidates = unit[inside] if inside is not None else unit
+    if candidates.size < 2 or np.ptp(candidates) <= 0:
         return np.zeros(unit.shape, dtype=np.int32)
-    labels, count = ndi.label(unit > threshold_otsu(unit), structure=FOUR_CONNECTIVITY)
+    mask = unit > threshold_otsu(candidates)
+    if inside is not None:
+        mask &= inside
+    labels, count = ndi.label(mask, structure=FOUR_CONNECTIVITY)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     keep = np.flatnonzero(sizes >= MIN_LESION_PIXELS)
     keep = keep[keep > 0]

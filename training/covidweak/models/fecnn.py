@@ -78,6 +78,9 @@ LESION_DESCRIPTORS = ("peak", "component_hu")
 """``preprocess["lesion_descriptor"]``, how a lesion's feature is made (:mod:`covidweak.clusters.ct`):
 Eq. 9's A at the component's maximum (default, the paper), or A averaged over the component
 plus density statistics."""
+LAM_THRESHOLDS = ("otsu", "otsu_lungs")
+"""``preprocess["lam_threshold"]``: Otsu's threshold over the whole LAHm (default, Sect. 3.2.1) or
+over its cells inside the lungs (:func:`covidweak.clusters.lam.lesion_components`)."""
 DEFAULT_FECNN_ARCH = {"backbone": "light", "classes": 2, "input_size": 256, "lam_level": "C5", "score_activation": "relu",
                       "level_pooling": "avg"}
 

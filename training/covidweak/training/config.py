@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional
 from ..errors import InputError
 from ..losses.focal import CLASS_BALANCE
 from ..losses.seam import EQUIVARIANCE_MAPS
-from ..models.fecnn import LAM_LEVELS, LESION_DESCRIPTORS, LEVEL_POOLINGS, SCORE_ACTIVATIONS
+from ..models.fecnn import LAM_LEVELS, LAM_THRESHOLDS, LESION_DESCRIPTORS, LEVEL_POOLINGS, SCORE_ACTIVATIONS
 from ..models.resnet38 import FREEZE_BN
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -63,7 +63,8 @@ MIXED_TYPES: dict[str, tuple[type, ...]] = {"model.freeze_bn": (bool, str)}
 
 CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "amp": AMP_MODES, "model.freeze_bn": FREEZE_BN,
            "params.equivariance": EQUIVARIANCE_MAPS, "params.balance": CLASS_BALANCE, "model.lam_level": LAM_LEVELS,
-           "model.score_activation": SCORE_ACTIVATIONS, "model.level_pooling": LEVEL_POOLINGS, "preprocess.lesion_descriptor": LESION_DESCRIPTORS}
+           "model.score_activation": SCORE_ACTIVATIONS, "model.level_pooling": LEVEL_POOLINGS, "preprocess.lesion_descriptor": LESION_DESCRIPTORS,
+           "preprocess.lam_threshold": LAM_THRESHOLDS}
 POSITIVE_INTS = ("epochs", "batch_size", "accumulate", "log_every", "keep_last", "max_steps",
                  "data.max_studies", "early_stopping.patience", "params.epoch_samples")
 POSITIVE_NUMBERS = ("optim.clip_norm", "model.pcm_power")

@@ -152,7 +152,8 @@ class FeCnnTask:
                                                            "level_pooling")},
         "params": {"augment": True, "level_loss_weight": 1.0, "val_batch_size": 16},
         "preprocess": {"input_size": DEFAULT_FECNN_ARCH["input_size"], "hu_window": list(HU_WINDOW),
-                       "geometry": WHOLE_SLICE, "box_shape": list(BOX_SHAPE), "lesion_descriptor": "peak"},
+                       "geometry": WHOLE_SLICE, "box_shape": list(BOX_SHAPE), "lesion_descriptor": "peak",
+                       "lam_threshold": "otsu"},
     }
 
     def __init__(self):
