@@ -214,3 +214,15 @@ def test_otsu_inside_the_lungs_ignores_the_cells_outside():
     lungs_only = lesion_components(lahm, inside)
     assert lungs_only.max() == 1 and (lungs_only > 0).sum() == 4 and lungs_only[4:6, 6:8].all()
     assert lesion_components(lahm, np.zeros((10, 10), dtype=bool)).max() == 0
+
+
+def test_lung_cells_follow_the_weights_rule():
+    from covidweak.clusters.ct import lung_cells
+
+    lungs = np.zeros((8, 8), dtype=np.uint8)
+    lungs[:, :4] = 1
+    cells = lung_cells({"lam_threshold": "otsu_lungs"}, lungs, (4, 4), None)
+    assert cells[:, :2].all() and not cells[:, 2:].any()
+    assert lung_cells({}, lungs, (4, 4), None) is None  # the paper's whole-map Otsu
+    with pytest.raises(InputError, match="unknown lam_threshold 'mean'"):
+        lung_cells({"lam_threshold": "mean"}, lungs, (4, 4), None)
