@@ -24,8 +24,8 @@ SIMILAR_K = 5
 WEIGHTS_NOTE = ("the lesion networks (*-light, lung box) were trained on CPU on phantoms and reach about half the "
                 "papers' Dice: lesion volumes are of the truth's order, ground glass is under-segmented and a normal "
                 "CT may show a few mL; diagnosis-light and ducn-light read the lung box and were trained on 208-304 pixel "
-                "phantom chests, larger than the demo's 128 pixel one; fecnn-light finds COVID-19 slices but its lesion "
-                "boxes are coarse and its clusters split consolidation; research use only")
+                "phantom chests, larger than the demo's 128 pixel one; fecnn-light finds COVID-19 slices but boxes "
+                "only about a fifth of the lesions at the paper's overlap; research use only")
 
 
 def run_command(argv: list[str]) -> int:
