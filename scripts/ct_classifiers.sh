@@ -12,7 +12,7 @@
 #   train  diagnosis.box (balanced sampling, about 15 quiet CPU minutes); validation keeps the checkpoint
 #          and chooses the patient aggregation's top_k, never a test cohort; then ducn.box (lesion-bearing
 #          detection slices, recommendation by lesion similarity); then fecnn.box (COVID-19 lesion slices
-#          against lesion-free ones, the checkpoint with the best validation slice AUC);
+#          against lesion-free ones, one epoch);
 #   score  `covidweak evaluate diagnosis|ducn` on each test cohort -> WORK/eval/<cohort>.json/.md and
 #          WORK/eval/ducn-<cohort>.json/.md, and the untrained DuCN (scripts/probes/untrained_ducn.py)
 #          as the retrieval baseline -> WORK/eval/ducn-untrained-<cohort>.json/.md; `covidweak evaluate
