@@ -42,20 +42,24 @@ def descriptor_of(preprocess: dict) -> str:
     return descriptor
 
 
-def lung_cells(preprocess: dict, lungs: Optional[np.ndarray], shape: tuple[int, int], box) -> Optional[np.ndarray]:
-    """The (h, w) cells of the network's map that lie in the lungs, when ``preprocess["lam_threshold"]``
-    asks for them (``otsu_lungs``), else None. lungs: (Y, X) labels of the slice, nonzero = lung."""
+def cell_fraction(mask: np.ndarray, shape: tuple[int, int], box) -> np.ndarray:
+    """The share of each (h, w) cell of the network's map covered by a slice mask (Y, X), through the
+    lung ``box`` when the network reads one: float32 in [0, 1]."""
     from ..preprocess import resize_slices
     from ..preprocess.lungbox import to_box
 
+    covered = (np.asarray(mask) != 0).astype(np.float32)
+    on_input = to_box(covered, box, order=1) if box is not None else covered
+    return resize_slices(on_input, tuple(shape), order=1)
+
+
+def lung_cells(preprocess: dict, lungs: np.ndarray, shape: tuple[int, int], box) -> Optional[np.ndarray]:
+    """The (h, w) cells of the network's map that lie in the lungs, when ``preprocess["lam_threshold"]``
+    asks for them (``otsu_lungs``), else None. lungs: (Y, X) labels of the slice, nonzero = lung."""
     rule = preprocess.get("lam_threshold", "otsu")
     if rule not in LAM_THRESHOLDS:
         raise InputError(f"unknown lam_threshold {rule!r} in the FeCNN weights: use one of {LAM_THRESHOLDS}")
-    if rule == "otsu" or lungs is None:
-        return None
-    inside = (np.asarray(lungs) != 0).astype(np.float32)
-    on_input = to_box(inside, box, order=1) if box is not None else inside
-    return resize_slices(on_input[None], tuple(shape), order=1)[0] > 0.5
+    return cell_fraction(lungs, shape, box) > 0.5 if rule == "otsu_lungs" else None
 
 
 def lesion_feature_size(loaded) -> int:
@@ -108,7 +112,7 @@ class SliceDetection:
 
 
 def describe_lesions(descriptor: str, features: np.ndarray, components: np.ndarray, lahm: np.ndarray,
-                     regions: np.ndarray, hu: Optional[np.ndarray], lungs: Optional[np.ndarray]) -> np.ndarray:
+                     regions: np.ndarray, hu: np.ndarray, lungs: np.ndarray) -> np.ndarray:
     """Lesion features of one slice: (m, kappa) for ``peak``, (m, kappa + 4) for ``component_hu``.
 
     features: (kappa, h, w) A; components, lahm: (h, w); regions, hu, lungs: (Y, X) on the slice grid.
@@ -120,37 +124,26 @@ def describe_lesions(descriptor: str, features: np.ndarray, components: np.ndarr
     return np.concatenate([deep, hu_statistics(hu, regions, lungs, len(deep))], axis=1)
 
 
-def detect(model, batch: np.ndarray, size_yx: tuple[int, int], device, preprocess: Optional[dict] = None, box=None,
-           hu: Optional[np.ndarray] = None, lungs: Optional[np.ndarray] = None) -> list[SliceDetection]:
-    """LAHm, components, LAM and lesion features of a prepared batch (B, 1, H, W).
+def detect_slices(model, preprocess: dict, hu: np.ndarray, lungs: np.ndarray, centres, box, device) -> list[SliceDetection]:
+    """LAHm, components, LAM and lesion features of the canonical slices ``centres``.
 
-    hu, lungs: (B, Y, X) the same slices on the CT grid, needed by the ``component_hu`` descriptor
-    and the ``otsu_lungs`` threshold.
+    hu, lungs: (Z, Y, X) canonical HU and lung labels; box: the network's lung box or None.
     """
     import torch
 
-    preprocess = preprocess or {}
     descriptor = descriptor_of(preprocess)
+    batch = fecnn_input(hu, lungs, centres, preprocess, box)
     lahm, features, probabilities = gradcam_lahm(model, torch.from_numpy(batch).to(device), COVID_CLASS)
     out = []
-    for b in range(len(batch)):
-        components = lesion_components(lahm[b], lung_cells(preprocess, None if lungs is None else lungs[b],
-                                                           lahm[b].shape, box))
-        regions = to_slice(components, size_yx, box, order=0).astype(np.int32)
-        lam = to_slice(lesion_activation_map(lahm[b], components, lahm[b].shape), size_yx, box, order=1)
-        slice_hu = None if hu is None else hu[b]
-        slice_lungs = None if lungs is None else lungs[b]
+    for b, z in enumerate(centres):
+        components = lesion_components(lahm[b], lung_cells(preprocess, lungs[z], lahm[b].shape, box))
+        regions = to_slice(components, hu.shape[1:], box, order=0).astype(np.int32)
+        lam = to_slice(lesion_activation_map(lahm[b], components, lahm[b].shape), hu.shape[1:], box, order=1)
         out.append(SliceDetection(regions=regions, lam=lam.astype(np.float32), probabilities=probabilities[b],
                                   features=describe_lesions(descriptor, features[b], components, lahm[b], regions,
-                                                            slice_hu, slice_lungs),
+                                                            hu[z], lungs[z]),
                                   lahm_shape=tuple(lahm[b].shape)))
     return out
-
-
-def detect_slices(model, preprocess: dict, hu: np.ndarray, lungs: np.ndarray, centres, box, device) -> list[SliceDetection]:
-    """:func:`detect` on the canonical slices ``centres`` of (Z, Y, X) ``hu`` and ``lungs``."""
-    batch = fecnn_input(hu, lungs, centres, preprocess, box)
-    return detect(model, batch, hu.shape[1:], device, preprocess, box, hu[centres], lungs[centres])
 
 
 @dataclass

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..models.fecnn import CLASS_NAMES, COVID_CLASS
 from ..progress import Progress
-from .ct import DEFAULT_BATCH_SIZE, detect_slices, lung_cells, to_slice
+from .ct import DEFAULT_BATCH_SIZE, cell_fraction, detect_slices, lung_cells, to_slice
 from .hitrate import OVERLAP_THRESHOLDS, cam_regions, hit_rate_table, slice_hits, truth_components
 from .lam import lesion_activation_map, lesion_components
 from .library import PHANTOM_TYPES, fit_clusters, library_lesions
@@ -86,16 +86,10 @@ def perfect_map_hits(truth: np.ndarray, lahm_shape: tuple[int, int], box, inside
     """Hits of the ceiling map on one slice: truth (Y, X) lesion mask -> (len(OVERLAP_THRESHOLDS),) counts.
 
     The map is the lesion fraction of each cell of the (h, w) network grid (``box``: the lung
-    box the network reads, or None for a resized whole slice), area-averaged, thresholded as
-    the LAM is (``inside``: the lung cells for ``otsu_lungs``, see :func:`.ct.lung_cells`).
+    box the network reads, or None for a resized whole slice), thresholded as the LAM is
+    (``inside``: the lung cells for ``otsu_lungs``, see :func:`.ct.lung_cells`).
     """
-    from skimage.transform import resize
-
-    from ..preprocess.lungbox import to_box
-
-    mask = (truth != 0).astype(np.float32)
-    on_input = to_box(mask, box, order=1) if box is not None else mask
-    fraction = resize(on_input, lahm_shape, order=1, anti_aliasing=True, mode="constant")
+    fraction = cell_fraction(truth, lahm_shape, box)
     components = lesion_components(fraction, inside)
     regions = to_slice(components, truth.shape, box, order=0)
     lam = to_slice(lesion_activation_map(fraction, components, fraction.shape), truth.shape, box, order=1)

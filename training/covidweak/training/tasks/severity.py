@@ -75,6 +75,16 @@ def severity_metrics(predicted, truth) -> dict[str, float]:
             "studies": int(len(score))}
 
 
+def copy_weights(target, source, what: str) -> None:
+    """Load ``source``'s parameters into ``target`` (torch modules of one architecture); InputError naming
+    ``what`` when the config's model section built another one."""
+    try:
+        target.load_state_dict(source.state_dict())
+    except RuntimeError:
+        raise InputError(f"{what} does not fit model.size/model.embed of this config; use cxr-embed weights "
+                         "trained with the same model section") from None
+
+
 class CxrEmbedTask:
     """Pre-training of F as a PCAM multi-label classifier of :data:`EMBED_LABELS`."""
 
@@ -98,11 +108,7 @@ class CxrEmbedTask:
         model = build_severity_model(self.name, config["model"])
         source = config["params"]["init_from"]
         if source:
-            try:
-                model.load_state_dict(load_weights(source, method="cxr-embed").model.state_dict())
-            except RuntimeError:
-                raise InputError(f"params.init_from {source} does not fit model.size/model.embed of this config; "
-                                 "start from cxr-embed weights of the same model section") from None
+            copy_weights(model, load_weights(source, method="cxr-embed").model, f"params.init_from {source}")
         return model
 
     def prepare(self, data: TaskData, config: dict) -> None:
@@ -183,12 +189,7 @@ class SeverityTask:
                 raise InputError(f"embedding weights {source} read radiographs as geometry '{geometry}', this config as "
                                  f"'{config['preprocess']['geometry']}': set preprocess.geometry to match, or pre-train "
                                  "cxr-embed with this config's preprocess section")
-            embed = loaded.model.embed
-            try:
-                model.embed.load_state_dict(embed.state_dict())
-            except RuntimeError:
-                raise InputError(f"embedding weights {source} do not fit model.size/model.embed of this config; "
-                                 "pre-train cxr-embed with the same model section") from None
+            copy_weights(model.embed, loaded.model.embed, f"embedding weights {source}")
         return model
 
     def prepare(self, data: TaskData, config: dict) -> None:
