@@ -75,6 +75,9 @@ def test_export_reloads_with_its_registry_entry(phantom_dir, tmp_path):
         export_run(run, "lungs-tiny", folder=models)
     export_run(run, "lungs-tiny", folder=models, checkpoint="last", overwrite=True)
     assert len(json.loads((models / "models.json").read_text())["models"]) == 1
+    # The attenuation gate is a lesion-map setting: a lung-mask network refuses it, and nothing is written.
+    assert main(["export", str(run), "--name", "gated", "--models-dir", str(models), "--hu-floor", "-700"]) == 2
+    assert not (models / "gated.pt").exists()
 
 
 @pytest.mark.slow

@@ -29,8 +29,9 @@ def synthetic_ct(shape_zyx=(20, 48, 56), lung_slices=(4, 16), spacing=(1.5, 1.4,
     return ct, labels
 
 
-def weight_file(folder: Path, method: str = "mscam", name: str | None = None) -> Path:
-    """A random-init light ``method`` network saved as a covidweak weight file (input 64 x 64)."""
+def weight_file(folder: Path, method: str = "mscam", name: str | None = None, preprocess: dict | None = None) -> Path:
+    """A random-init light ``method`` network saved as a covidweak weight file (input 64 x 64, plus
+    any ``preprocess`` keys)."""
     import torch
 
     from covidweak.models import build_model, save_weights
@@ -38,7 +39,7 @@ def weight_file(folder: Path, method: str = "mscam", name: str | None = None) ->
     torch.manual_seed(0)
     path = Path(folder) / (name or f"{method}.pt")
     model = build_model(method, {"backbone": "light"})
-    save_weights(path, model, method, {"backbone": "light"}, {"input_size": INPUT_SIZE})
+    save_weights(path, model, method, {"backbone": "light"}, {"input_size": INPUT_SIZE, **(preprocess or {})})
     return path
 
 

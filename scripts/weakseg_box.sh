@@ -9,10 +9,13 @@
 #   train  the box CAM with noisy-OR pooling (the CAM row and the start of the SEAM family),
 #          M-SEAM-NAM, the U-Net on the sparse masks, SEAM, SEAM + NAM, multi-scale CAM, and the
 #          CAM with the paper's GAP pooling (the pooling ablation); each a .box config;
+#   export each run with the attenuation gate (HU_FLOOR, default -700 HU: lung at or below it is
+#          never lesion, covidweak.weakseg.calibration) -> WORK/models/raw/<name>.pt;
 #   choose T_fg per method on the validation patients (the best mean Dice over positive and
-#          negative patients of --sweep), never on a test cohort;
-#   score  `covidweak evaluate weakseg --split all` of every file on the test cohort at its
-#          chosen T_fg, and of M-SEAM-NAM and the CAM on the two other geometries too
+#          negative patients of --sweep), never on a test cohort, and export the file whose
+#          T_fg 0.1 is that threshold (a logit offset, --t-fg-from) -> WORK/models/<name>.pt;
+#   score  `covidweak evaluate weakseg --split all` of every file on the test cohort at T_fg 0.1,
+#          and of M-SEAM-NAM and the CAM on the two other geometries too
 #          -> WORK/eval/<cohort>-<name>.json.
 # A stage whose output exists is skipped, so the script resumes after an interruption; lengths
 # come from the configs (CAM_EPOCHS overrides the CAM config's 18 epochs). SKIP="seam seamnam" leaves
@@ -22,7 +25,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work=$1
 read -ra cw <<< "${COVIDWEAK:-$root/.venv/bin/covidweak}"
-mkdir -p "$work/models" "$work/eval"
+mkdir -p "$work/models/raw" "$work/eval"
+floor=(--hu-floor "${HU_FLOOR:--700}")
 stage() { echo "[$(date +%T)] $*"; }
 split=(--set "data.fractions=[0.84,0.16,0.0]")
 
@@ -39,14 +43,15 @@ skipped() { [[ " ${SKIP:-} " == *" $1 "* ]]; }
 train() {  # train TASK NAME ARGS...: one run folder per NAME, resumed if interrupted
   local task=$1 name=$2; shift 2
   skipped "$name" && return 0
-  [ -f "$work/models/$name.pt" ] && return 0
+  [ -f "$work/models/raw/$name.pt" ] && return 0
   stage "train $name"
   local resume=()
   [ -f "$work/runs/$name/checkpoints/last.pt" ] && resume=(--resume)
   "${cw[@]}" train "$task" --data "$work/train" --out "$work/runs/$name" "${resume[@]}" "${split[@]}" "$@" > "$work/runs-$name.log"
-  "${cw[@]}" export "$work/runs/$name" --name "$name" --checkpoint best --models-dir "$work/models" --overwrite | tail -1
+  "${cw[@]}" export "$work/runs/$name" --name "$name" --checkpoint best --models-dir "$work/models/raw" --overwrite \
+    "${floor[@]}" | tail -1
 }
-cam="$work/models/cam.pt"
+cam="$work/models/raw/cam.pt"
 train cam-pretrain cam --config cam-pretrain.box --set epochs="${CAM_EPOCHS:-18}"
 train mseamnam mseamnam --config mseamnam.box --set params.init_from="$cam"
 train unet unet --config unet.box
@@ -58,16 +63,19 @@ train cam-pretrain cam-gap --config cam-pretrain.box --set model.pooling=gap --s
 # mseamnam-logits, when present, is the equivariance ablation (params.equivariance=logits), trained by hand.
 methods=(cam mseamnam unet seam seamnam mscam cam mseamnam)
 names=(cam mseamnam unet seam seamnam mscam cam-gap mseamnam-logits)
-sweep=(--sweep 0.02 0.05 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9)
+# Noisy-OR maps put a lesion's edge far below 0.1, so the sweep reaches down to 5e-5.
+sweep=(--sweep 0.00005 0.0001 0.0002 0.0005 0.001 0.002 0.005 0.01 0.02 0.05 0.1 0.2 0.3 0.5 0.7 0.9)
 for i in "${!names[@]}"; do
   name=${names[$i]} method=${methods[$i]}
-  [ -f "$work/models/$name.pt" ] && ! skipped "$name" || continue
+  [ -f "$work/models/raw/$name.pt" ] && ! skipped "$name" || continue
   val="$work/eval/val-$name.json"
   if [ ! -f "$val" ]; then
     stage "choose T_fg for $name on the validation patients"
-    "${cw[@]}" evaluate weakseg --data "$work/train" --split val --methods "$method" --weights "$work/models/$name.pt" \
+    "${cw[@]}" evaluate weakseg --data "$work/train" --split val --methods "$method" --weights "$work/models/raw/$name.pt" \
       "${sweep[@]}" --out "$val" > /dev/null
   fi
+  [ -f "$work/models/$name.pt" ] || "${cw[@]}" export "$work/runs/$name" --name "$name" --checkpoint best \
+    --models-dir "$work/models" "${floor[@]}" --t-fg-from "$val" | tail -1
   cohorts=(test)
   # The geometry check of the quality bar is for the shipped M-SEAM-NAM (and the CAM it starts from).
   [[ " ${GEOMETRY_FOR:-mseamnam cam} " == *" $name "* ]] && cohorts+=(test-224x56 test-288x36)
@@ -76,7 +84,7 @@ for i in "${!names[@]}"; do
     [ -f "$out" ] && continue
     stage "score $name on $cohort"
     "${cw[@]}" evaluate weakseg --data "$work/$cohort" --split all --methods "$method" --weights "$work/models/$name.pt" \
-      --t-fg-from "$val" "${sweep[@]}" --out "$out" | grep "^T_fg"
+      --t-fg 0.1 --sweep 0.05 0.1 0.2 --out "$out" > /dev/null
   done
 done
 stage "done: $work/eval"

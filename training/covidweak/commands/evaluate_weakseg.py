@@ -43,7 +43,7 @@ def run(args) -> int:
     from ..errors import InputError
     from ..models import METHODS
     from ..progress import tqdm_progress
-    from ..weakseg.evaluate import chosen_t_fg, evaluate_methods, markdown_table
+    from ..weakseg.evaluate import chosen_t_fg, evaluate_methods, markdown_table, read_validation_report
     from ..weakseg.outputs import write_text
 
     unknown = [m for m in args.methods if m not in METHODS]
@@ -55,11 +55,7 @@ def run(args) -> int:
     if args.t_fg_from is not None:
         if len(args.methods) != 1:
             raise InputError("--t-fg-from chooses one method's threshold: evaluate one method per call")
-        try:
-            t_fg = chosen_t_fg(json.loads(args.t_fg_from.read_text()), args.methods[0])
-        except (OSError, ValueError) as error:
-            raise InputError(f"cannot read the validation report {args.t_fg_from} ({error}); pass the JSON that "
-                             "`covidweak evaluate weakseg --split val` wrote") from None
+        t_fg = chosen_t_fg(read_validation_report(args.t_fg_from), args.methods[0])
         print(f"T_fg {t_fg} (chosen on the validation report {args.t_fg_from})")
     report = evaluate_methods(args.data, args.methods, args.weights, args.split, t_fg, args.t_bg, args.device,
                               args.batch_size, tqdm_progress("evaluate"), args.sweep)

@@ -21,14 +21,22 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--models-dir", type=Path, help="models folder (default: Resources/Models of the repository)")
     parser.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model of this name")
+    parser.add_argument("--hu-floor", type=float, default=None, metavar="HU",
+                        help="weak-seg weights: lung at or below this attenuation is never lesion (e.g. -700; "
+                             "default: the run config's, else no gate)")
+    parser.add_argument("--t-fg-from", type=Path, default=None, metavar="VAL.json",
+                        help="weak-seg weights: a validation report of covidweak evaluate weakseg; the T_fg it chose "
+                             "becomes the file's T_fg 0.1 (a logit offset)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..training.export import export_run
+    from ..weakseg.evaluate import read_validation_report
 
+    validation = read_validation_report(args.t_fg_from) if args.t_fg_from else None
     entry = export_run(args.run_dir, args.name, checkpoint=args.checkpoint, folder=args.models_dir,
-                       half=args.half, overwrite=args.overwrite)
+                       half=args.half, overwrite=args.overwrite, hu_floor=args.hu_floor, validation=validation)
     shown = ", ".join(f"{k} {v:.4g}" for k, v in entry["metrics"].items()) or "no validation metrics"
     print(f"exported {entry['name']} ({entry['file']}, {entry['size_bytes'] / 2**20:.2f} MB, {entry['dtype']}) "
           f"from epoch {entry['epoch']}: {shown}")

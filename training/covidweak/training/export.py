@@ -52,9 +52,34 @@ def split_record(config: dict) -> dict:
     return {"seed": config.get("seed"), "fractions": (config.get("data") or {}).get("fractions")}
 
 
+def calibrated(spec, hu_floor: Optional[float], validation: Optional[dict]) -> dict:
+    """``spec.preprocess`` with the weak-seg inference settings of :func:`export_run` added."""
+    from ..models.factory import METHODS
+    from ..weakseg.calibration import check_hu_floor, offset_from_validation
+
+    preprocess = dict(spec.preprocess)
+    if hu_floor is None and validation is None:
+        return preprocess
+    if spec.method not in METHODS:
+        raise InputError(f"--hu-floor and --t-fg-from set lesion maps of weak-seg weights; this run trains {spec.method}: "
+                         f"leave them out")
+    if hu_floor is not None:
+        check_hu_floor(hu_floor)
+        preprocess["lesion_hu_floor"] = float(hu_floor)
+    if validation is not None:
+        preprocess["logit_offset"] = offset_from_validation(validation, spec.method, preprocess.get("lesion_hu_floor"))
+    return preprocess
+
+
 def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optional[Path] = None,
-               half: bool = False, overwrite: bool = False) -> dict:
-    """Write ``<folder>/<name>.pt`` from a run's ``best`` or ``last`` checkpoint; return its registry entry."""
+               half: bool = False, overwrite: bool = False, hu_floor: Optional[float] = None,
+               validation: Optional[dict] = None) -> dict:
+    """Write ``<folder>/<name>.pt`` from a run's ``best`` or ``last`` checkpoint; return its registry entry.
+
+    For weak-seg weights, ``hu_floor`` sets the attenuation gate and a validation report of
+    ``covidweak evaluate weakseg`` sets the logit offset (:mod:`covidweak.weakseg.calibration`):
+    inference settings chosen after training, so they come with the export, not the config.
+    """
     run = RunFolder(run_dir)
     if checkpoint not in ("best", "last"):
         raise InputError(f"--checkpoint {checkpoint}: use best or last")
@@ -79,6 +104,7 @@ def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optio
     epoch = payload["position"]["epoch"]
     metrics = _epoch_metrics(run, epoch)
     spec = task.export_spec(payload["config"], metrics)
+    preprocess = calibrated(spec, hu_floor, validation)
     info = json.loads(run.run_json.read_text(encoding="utf-8")) if run.run_json.is_file() else {}
     training_data = {"path": info.get("data"), "studies": info.get("studies"),
                      "manifest_hash": info.get("data_manifest_hash"), "split": "split.json of the run"}
@@ -100,7 +126,7 @@ def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optio
     # Written under a temporary name first: an oversized file must not replace a good one.
     staging = folder / f".{file_name}.export"
     try:
-        save_weights(staging, model, spec.method, spec.arch, spec.preprocess,
+        save_weights(staging, model, spec.method, spec.arch, preprocess,
                      info={**{k: entry[k] for k in ("task", "epoch", "metrics", "training_data", "created")},
                            **split_record(payload["config"])}, half=half)
         size = staging.stat().st_size

@@ -74,6 +74,17 @@ def table(patients: Sequence[dict]) -> dict:
     return out
 
 
+def read_validation_report(path: Path) -> dict:
+    """The JSON report of ``covidweak evaluate weakseg`` at ``path``, or one InputError line."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read the validation report {path} ({error}); pass the JSON that "
+                         "`covidweak evaluate weakseg --split val` wrote") from None
+
+
 def chosen_t_fg(report: dict, method: str) -> float:
     """The threshold of ``method``'s sweep in a validation report with the best mean Dice over all patients.
 
@@ -167,8 +178,10 @@ def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Seque
         model = load_weights(source, method=method)
         chosen, selection = select_records(records, split, model.info)
         entry = evaluate_model(chosen, model, t_fg, t_bg, device, batch_size, progress, sweep)
+        # The map's inference settings (covidweak.weakseg.calibration), which the chosen T_fg depends on.
+        settings = {key: (model.preprocess or {}).get(key) for key in ("lesion_hu_floor", "logit_offset")}
         report["methods"][name] = {"method": method, "weights": str(model.path), "weights_sha256": model.sha256,
-                                   **selection, **entry}
+                                   **settings, **selection, **entry}
     return report
 
 

@@ -130,11 +130,14 @@ def slice_logits(model, stacks: np.ndarray, size_yx: tuple[int, int], device, bo
     return logits if box is None else from_box(logits, box, fill=ABSENT_LOGIT)
 
 
-def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], device, box=None) -> np.ndarray:
-    """(B, Y, X) float32 lesion probability in [0, 1]: the sigmoid of the gated :func:`slice_logits`."""
+def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], device, box=None,
+                      offset: float = 0.0) -> np.ndarray:
+    """(B, Y, X) float32 lesion probability in [0, 1]: the sigmoid of the gated :func:`slice_logits`
+    plus ``offset`` (the weights' ``logit_offset``, :mod:`covidweak.weakseg.calibration`)."""
     import torch
 
-    return torch.sigmoid(torch.from_numpy(slice_logits(model, stacks, size_yx, device, box, gate=True))).numpy()
+    logits = torch.from_numpy(slice_logits(model, stacks, size_yx, device, box, gate=True))
+    return torch.sigmoid(logits + offset).numpy()
 
 
 def probability_volume(hu: np.ndarray, lungs: np.ndarray, model, preprocess: dict, batch_size: int, device,
@@ -142,12 +145,17 @@ def probability_volume(hu: np.ndarray, lungs: np.ndarray, model, preprocess: dic
     """Lesion probability of a canonical volume.
 
     hu: (Z, Y, X) HU; lungs: (Z, Y, X) labels, nonzero = lung; spacing_yx: (dy, dx) mm, which
-    places the lung box of a box network. Returns (Z, Y, X) float32, 0 outside the lungs;
-    slices without lung are never run.
+    places the lung box of a box network. Returns (Z, Y, X) float32, 0 outside the lungs and,
+    for weights with a ``lesion_hu_floor``, at or below that attenuation
+    (:mod:`covidweak.weakseg.calibration`); slices without lung are never run.
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
+    from .calibration import attenuation_gate
     from .prepare import input_box, prepare_stacks
+
+    spec = preprocess or {}
+    floor, offset = spec.get("lesion_hu_floor"), float(spec.get("logit_offset", 0.0))
 
     box = input_box(preprocess, lungs, spacing_yx)
     out = np.zeros(hu.shape, dtype=np.float32)
@@ -157,7 +165,8 @@ def probability_volume(hu: np.ndarray, lungs: np.ndarray, model, preprocess: dic
     for centres in batches(todo, batch_size):
         progress.update(done, len(todo), "lesion probability")
         stacks = prepare_stacks(hu, centres, preprocess, lungs, box)
-        out[centres] = slice_probability(model, stacks, hu.shape[1:], device, box) * (lungs[centres] > 0)
+        probability = slice_probability(model, stacks, hu.shape[1:], device, box, offset) * (lungs[centres] > 0)
+        out[centres] = attenuation_gate(probability, hu[centres], floor)
         done += len(centres)
     progress.update(done, len(todo), "lesion probability")
     return out

@@ -1,0 +1,96 @@
+"""How a weak-seg network's logit map becomes the lesion probability that T_fg thresholds.
+
+Two inference settings, both chosen on validation patients after training and stored in the
+weight file's ``preprocess`` (``covidweak export --hu-floor --t-fg-from``); a file without them
+reads its map unchanged.
+
+* ``lesion_hu_floor``: the attenuation gate. Every lesion type the papers segment (ground glass,
+  crazy paving, consolidation) is lung of *raised* attenuation, so a lung voxel at or below the
+  attenuation of aerated parenchyma gets probability 0 whatever the map says. The network says
+  where lesions are; the gate stops its stride-4 map, upsampled to the CT grid, from painting the
+  aerated lung around them. This is our addition, not part of M-SEAM-NAM: the paper reads maps at
+  448 x 448 from a ResNet-38 pre-trained on ImageNet and says nothing about attenuation. Table 1 is
+  reported with and without it.
+* ``logit_offset``: a constant added to every logit before the sigmoid. Noisy-OR pooling only asks
+  one pixel of a lesion slice to be confident, so the edge of a lesion sits at a pixel probability
+  far below the paper's T_fg = 0.1 (about 2e-4 for the box CAM). The offset is chosen so that the
+  threshold chosen on validation patients reads as T_fg = 0.1 (:func:`operating_offset`); the order
+  of the pixels, and so every Dice of a threshold sweep, is unchanged, and the T_fg slider's range
+  (0.01 steps) reaches the operating point.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import InputError
+
+LESION_HU_FLOOR = -700.0
+"""Attenuation gate of the shipped box files (HU): a lung voxel at or below it is not lesion.
+
+Aerated parenchyma lies at about -950 to -750 HU and ground-glass opacity starts near -700 HU
+(the phantom's normal lung: 5th-95th percentile -906 to -550 HU, median -855, vessels included;
+its GGO -714 to -340). Chosen on the 30 validation patients of scripts/weakseg_box.sh among -800,
+-750, -700 and -650: best for the box CAM (positive Dice 0.835 at -700, 0.831 at -650), within
+0.016 of the best for M-SEAM-NAM (0.754 at -650)."""
+
+HU_FLOOR_RANGE = (-1000.0, 0.0)
+"""A floor outside air .. water would gate away either nothing or every lesion."""
+
+
+def attenuation_gate(probability: np.ndarray, hu: np.ndarray, floor: float | None) -> np.ndarray:
+    """``probability`` with every voxel at or below ``floor`` HU set to 0; unchanged when floor is None.
+
+    probability, hu: arrays of one shape (e.g. (B, Y, X) slices). Returns float32 of that shape.
+    """
+    probability = np.asarray(probability, dtype=np.float32)
+    if floor is None:
+        return probability
+    return np.where(np.asarray(hu) > floor, probability, np.float32(0.0)).astype(np.float32, copy=False)
+
+
+def check_hu_floor(floor: float | None) -> None:
+    """Refuse a floor outside :data:`HU_FLOOR_RANGE` (None, no gate, is fine)."""
+    if floor is None:
+        return
+    low, high = HU_FLOOR_RANGE
+    if not (isinstance(floor, (int, float)) and math.isfinite(floor) and low <= floor <= high):
+        raise InputError(f"lesion HU floor {floor} is outside {low:g}..{high:g} HU: give the attenuation of aerated "
+                         f"lung, e.g. {LESION_HU_FLOOR:g}")
+
+
+def logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def operating_offset(chosen_t: float, target_t: float) -> float:
+    """The logit offset that moves threshold ``chosen_t`` of a map to ``target_t``.
+
+    sigmoid(z + offset) > target_t exactly where sigmoid(z) > chosen_t. Both in (0, 1).
+    """
+    for name, value in (("chosen", chosen_t), ("target", target_t)):
+        if not 0.0 < value < 1.0:
+            raise InputError(f"the {name} threshold {value} must lie strictly between 0 and 1")
+    return logit(target_t) - logit(chosen_t)
+
+
+def offset_from_validation(report: dict, method: str, hu_floor: float | None) -> float:
+    """``logit_offset`` that makes the T_fg chosen in a validation report read as the paper's T_fg.
+
+    report: a ``covidweak evaluate weakseg --split val`` report (its sweep gives the threshold,
+    :func:`covidweak.weakseg.evaluate.chosen_t_fg`); its entry records the floor and offset of the
+    weights it scored, and the new offset adds to that one. Refused when the report was scored
+    with another ``hu_floor`` than the file being written, since the best threshold depends on it.
+    """
+    from .evaluate import chosen_t_fg
+    from .infer import T_FG
+
+    chosen = chosen_t_fg(report, method)
+    entry = next(e for e in report["methods"].values() if e.get("method") == method)
+    scored_floor = entry.get("lesion_hu_floor")
+    if scored_floor != hu_floor:
+        raise InputError(f"the validation report scored {method} with lesion HU floor {scored_floor}, but the file gets "
+                         f"{hu_floor}: evaluate weights with this floor on the validation patients first")
+    return float(entry.get("logit_offset", 0.0)) + operating_offset(chosen, T_FG)
