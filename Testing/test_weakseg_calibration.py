@@ -55,6 +55,8 @@ def _report(floor, offset=0.0):
 
 def test_the_offset_comes_from_the_validation_sweep_of_the_same_floor():
     assert offset_from_validation(_report(-700.0), "cam", -700.0) == pytest.approx(6.31977, abs=1e-5)
+    # evaluate writes None for weights without an offset
+    assert offset_from_validation(_report(-700.0, None), "cam", -700.0) == pytest.approx(6.31977, abs=1e-5)
     # Weights that already carry an offset: the new one adds to it.
     assert offset_from_validation(_report(-700.0, 1.5), "cam", -700.0) == pytest.approx(7.81977, abs=1e-5)
     with pytest.raises(InputError, match="floor None, but the file gets -700.0"):

@@ -93,4 +93,5 @@ def offset_from_validation(report: dict, method: str, hu_floor: float | None) ->
     if scored_floor != hu_floor:
         raise InputError(f"the validation report scored {method} with lesion HU floor {scored_floor}, but the file gets "
                          f"{hu_floor}: evaluate weights with this floor on the validation patients first")
-    return float(entry.get("logit_offset", 0.0)) + operating_offset(chosen, T_FG)
+    scored_offset = entry.get("logit_offset") or 0.0  # None: the scored weights had no offset
+    return float(scored_offset) + operating_offset(chosen, T_FG)
