@@ -1,4 +1,4 @@
-"""The attenuation gate and the logit offset of weak-seg weights (covidweak.weakseg.calibration)."""
+"""The attenuation gate, logit offset and size gate of weak-seg weights (covidweak.weakseg.calibration)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import SimpleITK as sitk
 from covidweak.errors import InputError
 from covidweak.training.export import calibrated
 from covidweak.training.task import ExportSpec
-from covidweak.weakseg.calibration import (attenuation_gate, check_hu_floor, offset_from_validation,
-                                           operating_offset)
+from covidweak.weakseg.calibration import (attenuation_gate, check_hu_floor, check_min_lesion_ml,
+                                           chosen_min_lesion_ml, offset_from_validation, operating_offset, size_gate)
 from weakseg_fixtures import synthetic_ct, weight_file
 
 
@@ -45,12 +45,42 @@ def test_floors_outside_air_to_water_are_refused():
             check_hu_floor(bad)
 
 
-def _report(floor, offset=0.0):
-    def row(t, dice):
-        return {"t_fg": t, "all": {"dice": {"mean": dice}}}
+def test_the_size_gate_zeroes_regions_above_t_smaller_than_the_volume():
+    probability = np.zeros((2, 4, 6), dtype=np.float32)
+    probability[0, 0, 0] = 0.9  # 1 voxel: 2 mm^3 = 0.002 mL
+    probability[:, 2:4, 2:5] = 0.5  # 12 voxels = 0.024 mL
+    probability[1, 0, 5] = 0.05  # below t: never a region, kept as it is
+    spacing = (2.0, 1.0, 1.0)  # mm (z, y, x): 2 mm^3 per voxel
+    gated = size_gate(probability, spacing, 0.01, t=0.1)
+    assert gated[0, 0, 0] == 0.0 and np.all(gated[:, 2:4, 2:5] == 0.5) and gated[1, 0, 5] == pytest.approx(0.05)
+    assert np.all(size_gate(probability, spacing, 0.03, t=0.1)[:, 2:4, 2:5] == 0.0)
+    assert np.array_equal(size_gate(probability, spacing, None, t=0.1), probability)
+    assert np.array_equal(size_gate(probability, spacing, 0.0, t=0.1), probability)
+    for bad in (-0.1, math.nan, "big"):
+        with pytest.raises(InputError, match="must be a finite number >= 0"):
+            check_min_lesion_ml(bad)
 
+
+def _row(key, value, dice):
+    return {key: value, "all": {"dice": {"mean": dice}}}
+
+
+def _report(floor, offset=0.0, sizes=((0.0, 0.80), (0.05, 0.804), (0.1, 0.800), (0.2, 0.70))):
     return {"methods": {"cam": {"method": "cam", "split": "val", "lesion_hu_floor": floor, "logit_offset": offset,
-                                "sweep": [row(0.0001, 0.7), row(0.0002, 0.8), row(0.1, 0.5)]}}}
+                                "sweep": [_row("t_fg", 0.0001, 0.7), _row("t_fg", 0.0002, 0.8), _row("t_fg", 0.1, 0.5)],
+                                "size_sweep": {"t_fg": 0.0002,
+                                               "rows": [_row("min_lesion_ml", v, d) for v, d in sizes]}}}}
+
+
+def test_the_minimum_size_is_the_largest_within_tolerance_of_the_best():
+    # best 0.804 at 0.05 mL; 0.800 >= 0.804 - 0.005 too, 0.70 is not: 0.1 mL
+    assert chosen_min_lesion_ml(_report(-700.0), "cam") == 0.1
+    report = _report(-700.0)
+    report["methods"]["cam"]["min_lesion_ml"] = 0.5  # the scored weights already drop regions under 0.5 mL
+    assert chosen_min_lesion_ml(report, "cam") == 0.5
+    del report["methods"]["cam"]["size_sweep"]
+    with pytest.raises(InputError, match="no minimum-lesion-size sweep for cam"):
+        chosen_min_lesion_ml(report, "cam")
 
 
 def test_the_offset_comes_from_the_validation_sweep_of_the_same_floor():
@@ -68,6 +98,7 @@ def test_export_adds_the_settings_to_weak_seg_weights_only():
     assert calibrated(spec, None, None) == {"geometry": "lung_box"}
     settings = calibrated(spec, -700, _report(-700.0))
     assert settings["lesion_hu_floor"] == -700.0 and settings["logit_offset"] == pytest.approx(6.31977, abs=1e-5)
+    assert settings["min_lesion_ml"] == 0.1
     assert spec.preprocess == {"geometry": "lung_box"}  # the task's own dict is not changed
     with pytest.raises(InputError, match="trains diagnosis"):
         calibrated(ExportSpec(method="diagnosis", arch={}, preprocess={}), -700, None)
@@ -89,3 +120,8 @@ def test_segment_reads_the_settings_of_its_weights(tmp_path):
     square = in_lung & dense
     expected = 1.0 / (1.0 + np.exp(-(np.log(p[square] / (1.0 - p[square])) + 2.0)))
     np.testing.assert_allclose(q[square], expected, rtol=1e-4)
+    # The dense square is 3 x 6 x 6 voxels of 1.5 x 1.4 x 4 mm = 0.907 mL: a 1 mL minimum removes it.
+    sized = load_weights(str(weight_file(tmp_path, "unet", "sized.pt", {"lesion_hu_floor": -700.0, "logit_offset": 20.0,
+                                                                         "min_lesion_ml": 1.0})), method="unet")
+    r = sitk.GetArrayFromImage(segment_ct(ct, sized, lungs=lungs, device="cpu").probability)
+    assert np.all(r == 0.0)

@@ -19,10 +19,21 @@ def test_counts_and_metrics_of_a_positive_patient():
     prob = np.zeros((4, 4), dtype=np.float32)
     prob[0, :3] = 0.6  # 2 true, 1 false positive at T_fg 0.5
     prob[1, 0] = 0.3  # a third true positive at T_fg 0.1 only
-    counts = confusion_counts(prob, truth, [0.1, 0.5])
+    counts = confusion_counts(prob, truth, [0.1, 0.5])[:, 0]
     assert counts.tolist() == [[3, 1, 1], [2, 1, 2]]
     metrics = patient_metrics(*counts[1])
     assert metrics == {"positive": True, "dice": pytest.approx(4 / 7), "recall": 0.5, "precision": pytest.approx(2 / 3)}
+
+
+def test_counts_with_a_minimum_region_size():
+    truth = np.zeros((1, 4, 6), dtype=np.uint8)
+    truth[0, :2, :2] = 1  # 4 lesion voxels
+    prob = np.zeros((1, 4, 6), dtype=np.float32)
+    prob[0, :2, :3] = 0.6  # a 6-voxel region: 4 true, 2 false
+    prob[0, 3, 5] = 0.6  # a 1-voxel false region
+    # 0.5 mL voxels: the regions are 3 mL and 0.5 mL
+    counts = confusion_counts(prob, truth, [0.5], sizes_ml=[0.0, 1.0, 5.0], voxel_ml=0.5)
+    assert counts.tolist() == [[[4, 3, 0], [4, 2, 0], [0, 0, 4]]]
 
 
 def test_negative_patients_follow_the_papers_convention():

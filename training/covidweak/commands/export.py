@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
                              "default: the run config's, else no gate)")
     parser.add_argument("--t-fg-from", type=Path, default=None, metavar="VAL.json",
                         help="weak-seg weights: a validation report of covidweak evaluate weakseg; the T_fg it chose "
-                             "becomes the file's T_fg 0.1 (a logit offset)")
+                             "becomes the file's T_fg 0.1 (a logit offset), and its size sweep sets the minimum lesion volume")
     parser.set_defaults(func=run)
 
 

@@ -55,7 +55,7 @@ def split_record(config: dict) -> dict:
 def calibrated(spec, hu_floor: Optional[float], validation: Optional[dict]) -> dict:
     """``spec.preprocess`` with the weak-seg inference settings of :func:`export_run` added."""
     from ..models.factory import METHODS
-    from ..weakseg.calibration import check_hu_floor, offset_from_validation
+    from ..weakseg.calibration import check_hu_floor, chosen_min_lesion_ml, offset_from_validation
 
     preprocess = dict(spec.preprocess)
     if hu_floor is None and validation is None:
@@ -68,6 +68,7 @@ def calibrated(spec, hu_floor: Optional[float], validation: Optional[dict]) -> d
         preprocess["lesion_hu_floor"] = float(hu_floor)
     if validation is not None:
         preprocess["logit_offset"] = offset_from_validation(validation, spec.method, preprocess.get("lesion_hu_floor"))
+        preprocess["min_lesion_ml"] = chosen_min_lesion_ml(validation, spec.method)
     return preprocess
 
 
@@ -77,7 +78,8 @@ def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optio
     """Write ``<folder>/<name>.pt`` from a run's ``best`` or ``last`` checkpoint; return its registry entry.
 
     For weak-seg weights, ``hu_floor`` sets the attenuation gate and a validation report of
-    ``covidweak evaluate weakseg`` sets the logit offset (:mod:`covidweak.weakseg.calibration`):
+    ``covidweak evaluate weakseg`` sets the logit offset and the minimum lesion volume
+    (:mod:`covidweak.weakseg.calibration`):
     inference settings chosen after training, so they come with the export, not the config.
     """
     run = RunFolder(run_dir)

@@ -7,6 +7,9 @@ Metrics are per patient: the voxels of all a patient's studies are pooled, then
 A positive patient with nothing segmented has precision 0 (it found none of its lesion),
 so means never skip a patient. Each study is run once; every threshold of the sweep is
 applied to the same probability map, counting true/false positives and false negatives.
+At each threshold of the sweep the map is also read with every minimum lesion size of
+:data:`covidweak.weakseg.calibration.MIN_LESION_SWEEP_ML`, and the report gives that size sweep
+at the threshold it chooses (the size gate's choice, :func:`calibration.chosen_min_lesion_ml`).
 """
 
 from __future__ import annotations
@@ -27,17 +30,28 @@ SWEEP_T_FG = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 TABLE_GROUPS = (("positive", ("dice", "recall", "precision")), ("negative", ("dice",)), ("all", ("dice",)))
 
 
-def confusion_counts(probability: np.ndarray, truth: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """(len(thresholds), 3) int64 counts (tp, fp, fn) of ``probability > t`` against ``truth`` != 0.
+def confusion_counts(probability: np.ndarray, truth: np.ndarray, thresholds: Sequence[float],
+                     sizes_ml: Sequence[float] = (0.0,), voxel_ml: float = 1.0) -> np.ndarray:
+    """(len(thresholds), len(sizes_ml), 3) int64 counts (tp, fp, fn) against ``truth`` != 0 of
+    ``probability > t`` with each 6-connected region under the size (mL) removed, as
+    :func:`calibration.size_gate` removes it (size 0 keeps everything).
 
-    probability, truth: same-shape arrays (any dimension).
+    probability, truth: same-shape arrays (any dimension); voxel_ml: the volume of one voxel in
+    mL. One labelling per threshold: each region's voxel and lesion-voxel counts serve every size.
     """
+    from scipy import ndimage as ndi
+
     truth = np.asarray(truth) != 0
-    at_truth = probability[truth]
-    out = np.zeros((len(thresholds), 3), dtype=np.int64)
+    total = int(np.count_nonzero(truth))
+    out = np.zeros((len(thresholds), len(sizes_ml), 3), dtype=np.int64)
     for row, t in enumerate(thresholds):
-        tp = int(np.count_nonzero(at_truth > t))
-        out[row] = (tp, int(np.count_nonzero(probability > t)) - tp, at_truth.size - tp)
+        labels, count = ndi.label(probability > t)
+        voxels = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+        hits = np.bincount(labels[truth], minlength=count + 1)[1:]
+        for column, size in enumerate(sizes_ml):
+            kept = voxels * voxel_ml >= size
+            tp = int(hits[kept].sum())
+            out[row, column] = (tp, int(voxels[kept].sum()) - tp, total - tp)
     return out
 
 
@@ -85,6 +99,11 @@ def read_validation_report(path: Path) -> dict:
                          "`covidweak evaluate weakseg --split val` wrote") from None
 
 
+def best_sweep_row(rows: Sequence[dict]) -> dict:
+    """The sweep row with the best mean Dice over all patients; ties go to the lower threshold."""
+    return max(rows, key=lambda row: (row["all"]["dice"]["mean"] or 0.0, -row["t_fg"]))
+
+
 def chosen_t_fg(report: dict, method: str) -> float:
     """The threshold of ``method``'s sweep in a validation report with the best mean Dice over all patients.
 
@@ -98,7 +117,7 @@ def chosen_t_fg(report: dict, method: str) -> float:
                          f"--split val --methods {method} ...` first")
     if entries[0].get("split") == "test":
         raise InputError("the report scores test patients: choose T_fg on validation patients (--split val)")
-    return max(entries[0]["sweep"], key=lambda row: (row["all"]["dice"]["mean"] or 0.0, -row["t_fg"]))["t_fg"]
+    return best_sweep_row(entries[0]["sweep"])["t_fg"]
 
 
 def select_records(records: list, split: str, info: dict) -> tuple[list, dict]:
@@ -134,9 +153,11 @@ def evaluate_model(records: list, model, t_fg: float = T_FG, t_bg: float = T_BG,
     Lungs come from each record's lung mask when it has one, else from the classical segmentation.
     """
     from ..io import read_ct, read_image
+    from .calibration import MIN_LESION_SWEEP_ML
 
     thresholds = sorted(set(sweep) | {t_fg})
-    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((len(thresholds), 3), dtype=np.int64))
+    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((len(thresholds), len(MIN_LESION_SWEEP_ML), 3),
+                                                                 dtype=np.int64))
     diagnoses: dict[str, str] = {}
     progress = progress or Progress()
     for done, record in enumerate(records):
@@ -145,13 +166,21 @@ def evaluate_model(records: list, model, t_fg: float = T_FG, t_bg: float = T_BG,
         lungs = read_image(record.lung_mask_path) if record.lung_mask_path else None
         result = segment_ct(ct, model, lungs=lungs, t_fg=t_fg, t_bg=t_bg, batch_size=batch_size, device=device)
         truth = lesion_truth(read_image(record.lesion_mask_path))
-        counts[record.patient_id] += confusion_counts(sitk.GetArrayViewFromImage(result.probability), truth, thresholds)
+        voxel_ml = float(np.prod(result.probability.GetSpacing())) / 1000.0
+        counts[record.patient_id] += confusion_counts(sitk.GetArrayViewFromImage(result.probability), truth, thresholds,
+                                                      MIN_LESION_SWEEP_ML, voxel_ml)
         diagnoses.setdefault(record.patient_id, record.diagnosis)
     progress.update(len(records), len(records), f"evaluate {model.method}")
-    at = {t: [dict(patient_metrics(*counts[p][i]), patient_id=p, diagnosis=diagnoses[p]) for p in sorted(counts)]
+    at = {t: [dict(patient_metrics(*counts[p][i, 0]), patient_id=p, diagnosis=diagnoses[p]) for p in sorted(counts)]
           for i, t in enumerate(thresholds)}
-    return {"t_fg": t_fg, "t_bg": t_bg, "table": table(at[t_fg]), "patients": at[t_fg],
-            "sweep": [{"t_fg": t, **table(at[t])} for t in sweep]}
+    rows = [{"t_fg": t, **table(at[t])} for t in sweep]
+    # The size sweep at the threshold this report chooses: the one an exported offset moves to T_fg.
+    chosen = best_sweep_row(rows)["t_fg"] if rows else None
+    k = thresholds.index(chosen) if rows else None
+    sizes = [] if k is None else [{"min_lesion_ml": size, **table([patient_metrics(*counts[p][k, j]) for p in sorted(counts)])}
+                                  for j, size in enumerate(MIN_LESION_SWEEP_ML)]
+    return {"t_fg": t_fg, "t_bg": t_bg, "table": table(at[t_fg]), "patients": at[t_fg], "sweep": rows,
+            "size_sweep": {"t_fg": chosen, "rows": sizes}}
 
 
 def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Sequence[str]] = None, split: str = "test",
@@ -165,6 +194,7 @@ def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Seque
     from .. import __version__
     from ..datasets import open_dataset
     from ..models import load_weights
+    from .calibration import settings_of
 
     if weights is not None and len(weights) != len(methods):
         raise InputError(f"{len(weights)} --weights for {len(methods)} --methods: give one per method, in order")
@@ -179,7 +209,7 @@ def evaluate_methods(data: Path, methods: Sequence[str], weights: Optional[Seque
         chosen, selection = select_records(records, split, model.info)
         entry = evaluate_model(chosen, model, t_fg, t_bg, device, batch_size, progress, sweep)
         # The map's inference settings (covidweak.weakseg.calibration), which the chosen T_fg depends on.
-        settings = {key: (model.preprocess or {}).get(key) for key in ("lesion_hu_floor", "logit_offset")}
+        settings = settings_of(model.preprocess)
         report["methods"][name] = {"method": method, "weights": str(model.path), "weights_sha256": model.sha256,
                                    **settings, **selection, **entry}
     return report

@@ -141,23 +141,25 @@ def slice_probability(model, stacks: np.ndarray, size_yx: tuple[int, int], devic
 
 
 def probability_volume(hu: np.ndarray, lungs: np.ndarray, model, preprocess: dict, batch_size: int, device,
-                       progress: Optional[Progress] = None, spacing_yx: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                       progress: Optional[Progress] = None,
+                       spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
     """Lesion probability of a canonical volume.
 
-    hu: (Z, Y, X) HU; lungs: (Z, Y, X) labels, nonzero = lung; spacing_yx: (dy, dx) mm, which
-    places the lung box of a box network. Returns (Z, Y, X) float32, 0 outside the lungs and,
-    for weights with a ``lesion_hu_floor``, at or below that attenuation
+    hu: (Z, Y, X) HU; lungs: (Z, Y, X) labels, nonzero = lung; spacing_zyx: (dz, dy, dx) mm, which
+    places the lung box of a box network and sizes lesions. Returns (Z, Y, X) float32, 0 outside
+    the lungs and, for weights with a ``lesion_hu_floor`` or ``min_lesion_ml``, at or below that
+    attenuation and in regions above T_fg smaller than that volume
     (:mod:`covidweak.weakseg.calibration`); slices without lung are never run.
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
-    from .calibration import attenuation_gate
+    from .calibration import attenuation_gate, size_gate
     from .prepare import input_box, prepare_stacks
 
     spec = preprocess or {}
     floor, offset = spec.get("lesion_hu_floor"), float(spec.get("logit_offset", 0.0))
 
-    box = input_box(preprocess, lungs, spacing_yx)
+    box = input_box(preprocess, lungs, spacing_zyx[1:])
     out = np.zeros(hu.shape, dtype=np.float32)
     todo = lung_slices(lungs)
     progress = progress or Progress()
@@ -169,7 +171,7 @@ def probability_volume(hu: np.ndarray, lungs: np.ndarray, model, preprocess: dic
         out[centres] = attenuation_gate(probability, hu[centres], floor)
         done += len(centres)
     progress.update(done, len(todo), "lesion probability")
-    return out
+    return size_gate(out, spacing_zyx, spec.get("min_lesion_ml"), T_FG)
 
 
 def segment_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, t_fg: float = T_FG, t_bg: float = T_BG,
@@ -196,9 +198,9 @@ def segment_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, t_fg: 
     lungs_done = time.perf_counter()
     model.model.to(torch_device).eval()
     ct_canonical, lungs_canonical = to_canonical(ct), to_canonical(lungs)
-    spacing_x, spacing_y = ct_canonical.GetSpacing()[:2]
     array = probability_volume(sitk.GetArrayViewFromImage(ct_canonical), sitk.GetArrayViewFromImage(lungs_canonical),
-                               model.model, model.preprocess, batch_size, torch_device, progress, (spacing_y, spacing_x))
+                               model.model, model.preprocess, batch_size, torch_device, progress,
+                               tuple(reversed(ct_canonical.GetSpacing())))
     canonical = sitk.GetImageFromArray(array)
     del array  # the image holds its own copy; keep one volume alive, not two
     canonical.CopyInformation(lungs_canonical)
@@ -217,9 +219,12 @@ def segment_ct(ct: sitk.Image, model, lungs: Optional[sitk.Image] = None, t_fg: 
 
 
 def model_summary(model, device) -> dict:
-    """The summary.json fields that say which network produced the map."""
+    """The summary.json fields that say which network produced the map, and how its map was read
+    (the weights' calibration settings; None where a file has none)."""
+    from .calibration import settings_of
+
     return {"method": model.method, "weights": model.path.stem if model.path else "", "weights_sha256": model.sha256,
-            "backbone": model.arch.get("backbone", ""), "device": str(device)}
+            "backbone": model.arch.get("backbone", ""), "device": str(device), **settings_of(model.preprocess)}
 
 
 def finish(ct: sitk.Image, lungs: sitk.Image, probability: sitk.Image, t_fg: float, t_bg: float,
