@@ -12,8 +12,9 @@
 #   export each run with the attenuation gate (HU_FLOOR, default -700 HU: lung at or below it is
 #          never lesion, covidweak.weakseg.calibration) -> WORK/models/raw/<name>.pt;
 #   choose T_fg per method on the validation patients (the best mean Dice over positive and
-#          negative patients of --sweep), never on a test cohort, and export the file whose
-#          T_fg 0.1 is that threshold (a logit offset, --t-fg-from) -> WORK/models/<name>.pt;
+#          negative patients of --sweep) and, at that threshold, the minimum lesion size (the
+#          report's size sweep), never on a test cohort; export the file whose T_fg 0.1 is that
+#          threshold (a logit offset) with that size gate (--t-fg-from) -> WORK/models/<name>.pt;
 #   score  `covidweak evaluate weakseg --split all` of every file on the test cohort at T_fg 0.1,
 #          and of M-SEAM-NAM and the CAM on the two other geometries too
 #          -> WORK/eval/<cohort>-<name>.json.
