@@ -9,6 +9,7 @@ import pytest
 
 from covidweak.cli import main
 from covidweak.errors import InputError
+from covidweak.weakseg.calibration import MIN_LESION_SWEEP_ML
 from covidweak.weakseg.evaluate import SWEEP_T_FG, chosen_t_fg, confusion_counts, patient_metrics, select_records, table
 from weakseg_fixtures import weight_file
 
@@ -90,8 +91,14 @@ def test_evaluate_command_on_the_phantom(phantom_dir, tmp_path, capsys):
     assert [row["t_fg"] for row in entry["sweep"]] == list(SWEEP_T_FG)
     assert entry["table"]["all"]["patients"] == 4 and entry["table"]["positive"]["patients"] >= 1
     assert all(0.0 <= p["dice"] <= 1.0 for p in entry["patients"])
+    # The size sweep sits at the sweep's best threshold; its size-0 row is that threshold's row.
+    sizes = entry["size_sweep"]
+    best = max(entry["sweep"], key=lambda row: (row["all"]["dice"]["mean"], -row["t_fg"]))
+    assert sizes["t_fg"] == best["t_fg"] and [row["min_lesion_ml"] for row in sizes["rows"]] == list(MIN_LESION_SWEEP_ML)
+    assert sizes["rows"][0]["all"] == best["all"]
     printed = capsys.readouterr().out
     assert "| mscam |" in printed and "| unet: T_fg | 0.1 | 0.2 |" in printed
+    assert f"| unet: min. lesion mL at T_fg {best['t_fg']} | 0 | 0.01 |" in printed
     sweep = tmp_path / "sweep.json"
     assert main(["evaluate", "weakseg", "--data", str(phantom_dir), "--out", str(sweep), "--methods", "unet",
                  "--weights", weights[1], "--split", "all", "--device", "cpu", "--sweep", "0.02", "0.05"]) == 0

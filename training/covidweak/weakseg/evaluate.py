@@ -231,7 +231,7 @@ def _cell(stats: Optional[dict]) -> str:
 
 
 def markdown_table(report: dict) -> str:
-    """Table 1 (at each method's T_fg) and the T_fg sweep of positive-patient Dice, as Markdown."""
+    """Table 1 (at each method's T_fg), the T_fg sweep and the minimum-size sweep, as Markdown."""
     head = "| Method | Pos. Dice | Pos. Recall | Pos. Precision | Neg. Dice | All Dice | Patients (+/-) |"
     lines = [head, "|" + "---|" * 7]
     for method, entry in report["methods"].items():
@@ -240,8 +240,13 @@ def markdown_table(report: dict) -> str:
                      f"{_cell(t['positive']['precision'])} | {_cell(t['negative']['dice'])} | {_cell(t['all']['dice'])} | "
                      f"{t['positive']['patients']}/{t['negative']['patients']} |")
     for method, entry in report["methods"].items():
-        sweep = [row["t_fg"] for row in entry["sweep"]]
-        lines += ["", f"| {method}: T_fg | " + " | ".join(f"{t:g}" for t in sweep) + " |", "|" + "---|" * (len(sweep) + 1)]
-        for group, label in (("positive", "positive Dice"), ("negative", "negative Dice")):
-            lines.append(f"| {label} | " + " | ".join(_cell(row[group]["dice"]) for row in entry["sweep"]) + " |")
+        sizes = entry.get("size_sweep") or {}
+        sweeps = [(f"{method}: T_fg", "t_fg", entry["sweep"]),
+                  (f"{method}: min. lesion mL at T_fg {sizes.get('t_fg')}", "min_lesion_ml", sizes.get("rows") or [])]
+        for title, key, rows in sweeps:
+            if not rows:
+                continue
+            lines += ["", f"| {title} | " + " | ".join(f"{row[key]:g}" for row in rows) + " |", "|" + "---|" * (len(rows) + 1)]
+            for group, label in (("positive", "positive Dice"), ("negative", "negative Dice")):
+                lines.append(f"| {label} | " + " | ".join(_cell(row[group]["dice"]) for row in rows) + " |")
     return "\n".join(lines)
