@@ -54,11 +54,13 @@ def read_bundle(path: Path):
 
     scene = slicer.vtkMRMLScene()
     cache = slicer.vtkCacheManager()
-    cache.SetRemoteCacheDirectory(tempfile.mkdtemp(prefix="covidweak-mrb-"))
-    io_manager = slicer.vtkDataIOManager()
-    io_manager.SetCacheManager(cache)
-    scene.SetDataIOManager(io_manager)
-    scene.SetCacheManager(cache)
-    if not scene.ReadFromMRB(str(path)):
-        raise InputError(f"cannot read the scene bundle {path}: the file is damaged; run the case again")
+    # The cache folder is only needed while reading: every node's data is in memory afterwards.
+    with tempfile.TemporaryDirectory(prefix="covidweak-mrb-") as cache_dir:
+        cache.SetRemoteCacheDirectory(cache_dir)
+        io_manager = slicer.vtkDataIOManager()
+        io_manager.SetCacheManager(cache)
+        scene.SetDataIOManager(io_manager)
+        scene.SetCacheManager(cache)
+        if not scene.ReadFromMRB(str(path)):
+            raise InputError(f"cannot read the scene bundle {path}: the file is damaged; run the case again")
     return scene
