@@ -226,3 +226,27 @@ def test_lung_cells_follow_the_weights_rule():
     assert lung_cells({}, lungs, (4, 4), None) is None  # the paper's whole-map Otsu
     with pytest.raises(InputError, match="unknown lam_threshold 'mean'"):
         lung_cells({"lam_threshold": "mean"}, lungs, (4, 4), None)
+
+
+def test_attenuating_pieces_split_a_region_into_its_dense_parts():
+    from covidweak.clusters.ct import attenuating_pieces, describe_lesions
+
+    hu = np.full((8, 12), -850.0)
+    hu[1:4, 1:5] = -500.0  # 12 dense pixels
+    hu[5:7, 7:9] = -300.0  # 4 dense pixels
+    hu[6, 1] = 40.0  # one vessel pixel
+    lungs = np.ones((8, 12), dtype=np.uint8)
+    regions = np.zeros((8, 12), dtype=np.int32)
+    regions[0:8, 0:10] = 1  # one coarse region over all three
+    regions[0:2, 10:12] = 2  # a region of aerated lung only
+    # 2 mm^2 pixels: pieces of 24, 8 and 2 mm^2 against MIN_PIECE_MM2 = 19.6 -> only the first stays
+    pieces, parents = attenuating_pieces(regions, hu, lungs, -700.0, 2.0)
+    assert pieces.max() == 1 and np.array_equal(pieces > 0, hu == -500.0) and parents.tolist() == [1]
+    # 5 mm^2 pixels: the 4-pixel piece (20 mm^2) stays too, in scan order
+    pieces, parents = attenuating_pieces(regions, hu, lungs, -700.0, 5.0)
+    assert pieces.max() == 2 and set(pieces[5:7, 7:9].ravel()) == {2} and parents.tolist() == [1, 1]
+    # each piece carries its region's deep feature and its own density statistics
+    features = np.arange(2 * 2 * 3, dtype=np.float32).reshape(2, 2, 3)  # kappa 2 on a 2 x 3 map
+    components = np.array([[1, 1, 2], [1, 1, 2]])
+    described = describe_lesions("peak", features, components, features[0], pieces, hu, lungs, parents)
+    assert described.tolist() == [[4.0, 10.0], [4.0, 10.0]]  # A at component 1's maximum (1, 1)

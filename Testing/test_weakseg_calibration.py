@@ -102,6 +102,10 @@ def test_export_adds_the_settings_to_weak_seg_weights_only():
     assert spec.preprocess == {"geometry": "lung_box"}  # the task's own dict is not changed
     with pytest.raises(InputError, match="trains diagnosis"):
         calibrated(ExportSpec(method="diagnosis", arch={}, preprocess={}), -700, None)
+    # FeCNN takes the floor (it splits its lesion regions by attenuation), not the weak-seg choices.
+    assert calibrated(ExportSpec(method="fecnn", arch={}, preprocess={}), -700, None) == {"lesion_hu_floor": -700.0}
+    with pytest.raises(InputError, match="trains fecnn"):
+        calibrated(ExportSpec(method="fecnn", arch={}, preprocess={}), -700, _report(-700.0))
 
 
 def test_segment_reads_the_settings_of_its_weights(tmp_path):

@@ -53,16 +53,18 @@ def split_record(config: dict) -> dict:
 
 
 def calibrated(spec, hu_floor: Optional[float], validation: Optional[dict]) -> dict:
-    """``spec.preprocess`` with the weak-seg inference settings of :func:`export_run` added."""
+    """``spec.preprocess`` with the inference settings of :func:`export_run` added: the HU floor for
+    weak-seg and FeCNN weights (:mod:`covidweak.weakseg.calibration`, :func:`covidweak.clusters.ct.attenuating_pieces`),
+    the validation choices for weak-seg weights only."""
     from ..models.factory import METHODS
     from ..weakseg.calibration import check_hu_floor, chosen_min_lesion_ml, offset_from_validation
 
     preprocess = dict(spec.preprocess)
     if hu_floor is None and validation is None:
         return preprocess
-    if spec.method not in METHODS:
-        raise InputError(f"--hu-floor and --t-fg-from set lesion maps of weak-seg weights; this run trains {spec.method}: "
-                         f"leave them out")
+    if spec.method not in (*METHODS, "fecnn") or (validation is not None and spec.method not in METHODS):
+        raise InputError(f"--hu-floor sets the lesion maps of weak-seg and FeCNN weights, --t-fg-from those of weak-seg "
+                         f"weights; this run trains {spec.method}: leave them out")
     if hu_floor is not None:
         check_hu_floor(hu_floor)
         preprocess["lesion_hu_floor"] = float(hu_floor)
