@@ -25,7 +25,7 @@ WEIGHTS_NOTE = ("the lesion networks (*-light, lung box) were trained on CPU on 
                 "patients mseamnam-light finds lesions with Dice 0.80 and leaves normal patients clean, but faint ground "
                 "glass can be missed and regions under 0.5 mL are not marked; diagnosis-light and ducn-light read the lung "
                 "box and were trained on 208-304 pixel phantom chests, larger than the demo's 128 pixel one; fecnn-light "
-                "finds COVID-19 slices but boxes only about a fifth of the lesions at the paper's overlap; research use only")
+                "finds COVID-19 slices but boxes only 41-44 % of the lesions at the paper's overlap; research use only")
 
 
 def run_command(argv: list[str]) -> int:
