@@ -12,10 +12,10 @@ Sect. 6 limitation (i)); ``lesion_id`` numbers them through the study. A lesion'
 its upsampled component inside the lungs. Weights with a ``lesion_hu_floor`` (our addition, not
 the paper's) split each upsampled component into its pieces of raised attenuation
 (:func:`attenuating_pieces`): a 5.6 mm cell of P3 is coarse beside a lesion, and every lesion
-type is lung denser than aerated parenchyma, so the pieces box the lesions far more tightly. Its feature (``preprocess["lesion_descriptor"]``) is
-the paper's A at the component's maximum (``peak``, Eq. 9), or A averaged over the component,
-scaled to unit length, followed by the component's density statistics (``component_hu``,
-:mod:`.density`).
+type is lung denser than aerated parenchyma, so the pieces box the lesions far more tightly.
+Its feature (``preprocess["lesion_descriptor"]``) is the paper's A at the component's maximum
+(``peak``, Eq. 9), or A averaged over the component, scaled to unit length, followed by the
+density statistics of the lesion's pixels (``component_hu``, :mod:`.density`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
-
 from scipy import ndimage as ndi
 
 from ..errors import InputError
@@ -165,7 +164,7 @@ def describe_lesions(descriptor: str, features: np.ndarray, components: np.ndarr
 
 
 def detect_slices(model, preprocess: dict, hu: np.ndarray, lungs: np.ndarray, centres, box, device,
-                  spacing_yx: tuple[float, float] = (1.0, 1.0)) -> list[SliceDetection]:
+                  spacing_yx: tuple[float, float]) -> list[SliceDetection]:
     """LAHm, components, LAM and lesion features of the canonical slices ``centres``.
 
     hu, lungs: (Z, Y, X) canonical HU and lung labels; box: the network's lung box or None;
