@@ -21,7 +21,7 @@ density statistics of the lesion's pixels (``component_hu``, :mod:`.density`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -125,6 +125,16 @@ def attenuating_pieces(regions: np.ndarray, hu: np.ndarray, lungs: np.ndarray, f
     return pieces, parents
 
 
+def region_split(preprocess: dict, hu: np.ndarray, lungs: np.ndarray, spacing_yx) -> Optional[Callable]:
+    """The :func:`attenuating_pieces` split that weights with a ``lesion_hu_floor`` apply to the
+    regions of one slice (hu, lungs: (Y, X); spacing_yx: (dy, dx) mm): regions -> (pieces, parents),
+    or None for weights without a floor."""
+    floor = preprocess.get("lesion_hu_floor")
+    if floor is None:
+        return None
+    return lambda regions: attenuating_pieces(regions, hu, lungs, floor, float(np.prod(spacing_yx)))
+
+
 @dataclass
 class SliceDetection:
     """One slice's lesion candidates at the slice grid (Y, X).
@@ -173,16 +183,15 @@ def detect_slices(model, preprocess: dict, hu: np.ndarray, lungs: np.ndarray, ce
     import torch
 
     descriptor = descriptor_of(preprocess)
-    floor = preprocess.get("lesion_hu_floor")
     batch = fecnn_input(hu, lungs, centres, preprocess, box)
     lahm, features, probabilities = gradcam_lahm(model, torch.from_numpy(batch).to(device), COVID_CLASS)
     out = []
     for b, z in enumerate(centres):
         components = lesion_components(lahm[b], lung_cells(preprocess, lungs[z], lahm[b].shape, box))
         regions = to_slice(components, hu.shape[1:], box, order=0).astype(np.int32)
-        parents = None
-        if floor is not None:
-            regions, parents = attenuating_pieces(regions, hu[z], lungs[z], floor, float(np.prod(spacing_yx)))
+        split, parents = region_split(preprocess, hu[z], lungs[z], spacing_yx), None
+        if split is not None:
+            regions, parents = split(regions)
         lam = to_slice(lesion_activation_map(lahm[b], components, lahm[b].shape), hu.shape[1:], box, order=1)
         out.append(SliceDetection(regions=regions, lam=lam.astype(np.float32), probabilities=probabilities[b],
                                   features=describe_lesions(descriptor, features[b], components, lahm[b], regions,

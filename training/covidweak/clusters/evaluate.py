@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..models.fecnn import CLASS_NAMES, COVID_CLASS
 from ..progress import Progress
-from .ct import DEFAULT_BATCH_SIZE, attenuating_pieces, cell_fraction, detect_slices, lung_cells, to_slice
+from .ct import DEFAULT_BATCH_SIZE, cell_fraction, detect_slices, lung_cells, region_split, to_slice
 from .hitrate import OVERLAP_THRESHOLDS, cam_regions, hit_rate_table, slice_hits, truth_components
 from .lam import lesion_activation_map, lesion_components
 from .library import PHANTOM_TYPES, fit_clusters, library_lesions
@@ -83,29 +83,21 @@ def cam_maps(cam_loaded, hu: np.ndarray, lungs: np.ndarray, centres, spacing_yx:
 
 
 def perfect_map_hits(truth: np.ndarray, lahm_shape: tuple[int, int], box, inside: Optional[np.ndarray] = None,
-                     split: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> np.ndarray:
+                     split: Optional[Callable] = None) -> np.ndarray:
     """Hits of the ceiling map on one slice: truth (Y, X) lesion mask -> (len(OVERLAP_THRESHOLDS),) counts.
 
     The map is the lesion fraction of each cell of the (h, w) network grid (``box``: the lung
     box the network reads, or None for a resized whole slice), thresholded as the LAM is
     (``inside``: the lung cells for ``otsu_lungs``, see :func:`.ct.lung_cells`), and its regions
-    split as the LAM's are (``split``: regions (Y, X) -> pieces (Y, X), or None).
+    split as the LAM's are (``split``: :func:`.ct.region_split`, or None).
     """
     fraction = cell_fraction(truth, lahm_shape, box)
     components = lesion_components(fraction, inside)
     regions = to_slice(components, truth.shape, box, order=0)
     if split is not None:
-        regions = split(regions)
+        regions = split(regions)[0]
     lam = to_slice(lesion_activation_map(fraction, components, fraction.shape), truth.shape, box, order=1)
     return slice_hits(regions, lam, truth_components(truth))[0]
-
-
-def split_for(preprocess: dict, hu: np.ndarray, lungs: np.ndarray, spacing_yx) -> Optional[Callable[[np.ndarray], np.ndarray]]:
-    """The region split FeCNN weights with a ``lesion_hu_floor`` apply on slice (hu, lungs), or None."""
-    floor = preprocess.get("lesion_hu_floor")
-    if floor is None:
-        return None
-    return lambda regions: attenuating_pieces(regions, hu, lungs, floor, float(np.prod(spacing_yx)))[0]
 
 
 def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, progress: Progress) -> dict:
@@ -137,7 +129,7 @@ def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, pr
                 counts["LAM"] += hits
                 inside = lung_cells(loaded.preprocess, lung_array[z], found[b].lahm_shape, box)
                 counts["perfect map"] += perfect_map_hits(truth[z], found[b].lahm_shape, box, inside,
-                                                          split_for(loaded.preprocess, hu[z], lung_array[z], spacing_yx))
+                                                          region_split(loaded.preprocess, hu[z], lung_array[z], spacing_yx))
                 lesions += n
                 if cams is not None:
                     cam = cams[b] * (lung_array[z] > 0)

@@ -62,9 +62,11 @@ def calibrated(spec, hu_floor: Optional[float], validation: Optional[dict]) -> d
     preprocess = dict(spec.preprocess)
     if hu_floor is None and validation is None:
         return preprocess
-    if spec.method not in (*METHODS, "fecnn") or (validation is not None and spec.method not in METHODS):
-        raise InputError(f"--hu-floor sets the lesion maps of weak-seg and FeCNN weights, --t-fg-from those of weak-seg "
-                         f"weights; this run trains {spec.method}: leave them out")
+    if hu_floor is not None and spec.method not in (*METHODS, "fecnn"):
+        raise InputError(f"--hu-floor sets the lesion maps of weak-seg and FeCNN weights; this run trains {spec.method}: "
+                         f"leave it out")
+    if validation is not None and spec.method not in METHODS:
+        raise InputError(f"--t-fg-from calibrates weak-seg weights; this run trains {spec.method}: leave it out")
     if hu_floor is not None:
         check_hu_floor(hu_floor)
         preprocess["lesion_hu_floor"] = float(hu_floor)

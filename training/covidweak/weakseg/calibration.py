@@ -1,6 +1,6 @@
 """How a weak-seg network's logit map becomes the lesion probability that T_fg thresholds.
 
-Three inference settings, both chosen on validation patients after training and stored in the
+Three inference settings, all chosen on validation patients after training and stored in the
 weight file's ``preprocess`` (``covidweak export --hu-floor --t-fg-from``); a file without them
 reads its map unchanged.
 
@@ -90,8 +90,7 @@ def size_gate(probability: np.ndarray, spacing_zyx: tuple[float, float, float], 
     if not above.any():
         return probability
     # Label only the box around the regions (the lungs' part of a 512 x 512 x 300 CT): a third of the time.
-    box = tuple(slice(int(np.flatnonzero(hit)[0]), int(np.flatnonzero(hit)[-1]) + 1)
-                for hit in (above.any(axis=(1, 2)), above.any(axis=(0, 2)), above.any(axis=(0, 1))))
+    box = ndi.find_objects(above.astype(np.uint8))[0]
     labels, count = ndi.label(above[box])
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
     small = np.bincount(labels.ravel(), minlength=count + 1) * voxel_ml < min_ml
