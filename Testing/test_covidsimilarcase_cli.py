@@ -3,7 +3,9 @@
 A random-initialised light DuCN embeds a three-study phantom library; the
 ranking means nothing, but a study queried against an index that holds it
 must come back first at distance 0 (the same slices give the same
-embeddings), and the opened case must be that study's CT.
+embeddings), and the opened case must be that study's CT. The library is a
+CSV manifest of the phantom's CTs without their exact lung masks, so the index
+and the query both segment the lungs with the same code.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from covidweak.mrml_outputs import table_node_rows  # noqa: E402
 from covidweak.progress import Progress  # noqa: E402
 
 pytestmark = pytest.mark.slow
+CASES = "cases.csv"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,10 @@ def library(tmp_path_factory):
                  {"input_size": 64})
     with (folder / "data" / "manifest.csv").open(newline="") as stream:
         rows = list(csv.DictReader(stream))
+    with (folder / "data" / CASES).open("w", newline="") as stream:
+        cases = csv.writer(stream)
+        cases.writerow(["path", "label", "patient_id", "study_id"])
+        cases.writerows([row["ct"], row["diagnosis"], row["patient_id"], row["study_id"]] for row in rows)
     return folder, rows, str(folder / "ducn.pt")
 
 
@@ -52,7 +59,7 @@ def test_build_search_and_open_with_the_real_commands(library, mrml_scene, tmp_p
     folder, rows, weights = library
     logic = COVIDSimilarCaseLogic(mrml_scene, work_dir=str(tmp_path))
     logic.parameters.ducn_weights = weights
-    status = logic.build_index(str(folder / "data"), str(tmp_path / "index"), sync=True)
+    status = logic.build_index(str(folder / "data" / CASES), str(tmp_path / "index"), sync=True)
     assert status.startswith(f"case index {tmp_path / 'index'}")
     source = folder / "data" / rows[1]["ct"]
     query = volume_node_from_image(read_ct(source), scene=mrml_scene, name="query CT")
@@ -73,7 +80,7 @@ def test_single_slice_query_in_a_child_process(library, mrml_scene, tmp_path):
     folder, rows, weights = library
     logic = COVIDSimilarCaseLogic(mrml_scene, work_dir=str(tmp_path))
     logic.parameters.ducn_weights = weights
-    logic.build_index(str(folder / "data"), str(tmp_path / "index"), sync=True)
+    logic.build_index(str(folder / "data" / CASES), str(tmp_path / "index"), sync=True)
     work = tmp_path / "work"
     work.mkdir()
     logic.work_dir = str(work)

@@ -14,7 +14,7 @@ from covidweak.phantom import PhantomConfig, allocate_patterns, generate_study, 
 SMALL = PhantomConfig(size=128, slices=32)
 META_KEYS = {"study_id", "patient_id", "study_index", "diagnosis", "seed", "size", "slices", "spacing", "slice_labels",
              "slice_has_lesion", "severity_array", "severity_global", "lesions", "generator_version",
-             "lesion_scale"}
+             "lesion_scale", "burden", "lung_involvement"}
 
 
 @pytest.fixture(scope="module")

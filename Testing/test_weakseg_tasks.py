@@ -172,6 +172,11 @@ def test_mseamnam_initialises_from_cam_pretraining(tmp_path, prepared):
     model = task.build_model(config_for(task, init_from=str(path)))
     for key, value in cam.backbone.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[key], value), key
+    # a CAM continued on other patients starts from the same weights, head included
+    torch.manual_seed(1)
+    again = cam_task.build_model(config_for(cam_task, init_from=str(path)))
+    for key, value in cam.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
 
 
 def test_thirty_step_cpu_run_lowers_mseamnam_loss(tmp_path, prepared):

@@ -80,7 +80,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "phantom", help="generate a synthetic chest CT/X-ray dataset with lung and lesion labels",
         description="Generate phantom patients (covid / cap / normal) with follow-up studies: CT, lung and lesion "
-                    "masks, a radiograph with its lung mask and 3x2 severity array, weak slice labels, and a manifest.",
+                    "masks, a radiograph with its lung mask and 3x2 severity array, weak slice labels, and a manifest. "
+                    "COVID-19 patients' lung involvement follows MosMedData's CT-1..CT-4 mix (generator 1.2).",
     )
     parser.add_argument("--out", required=True, help="output folder (created; must be empty or an earlier phantom dataset)")
     parser.add_argument("--patients", type=int, required=True)
@@ -90,7 +91,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--slices", type=int, default=64, help="axial slices (default 64)")
     parser.add_argument("--spacing", default="1.4,1.4,5", help="voxel spacing X,Y,Z in mm (default 1.4,1.4,5)")
     parser.add_argument("--lesion-scale", type=float, default=1.0,
-                        help="multiply every lesion's size (default 1; 2 gives a hospitalised-patient burden)")
+                        help="multiply every lesion's size after each COVID-19 patient's lung involvement was drawn "
+                             "from MosMedData's CT categories (default 1: that calibrated cohort; 2 exaggerates it)")
     parser.add_argument("--mix", default="covid=0.5,cap=0.25,normal=0.25", help="pattern weights NAME=W,...")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing phantom dataset in --out")
     parser.set_defaults(func=run)

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from ..errors import InputError
 
 PATTERNS = ("covid", "cap", "normal")
-GENERATOR_VERSION = "1.1"
-"""1.1: radiograph severity labels count visible opacities only (``drr.visible_opacity``)."""
+GENERATOR_VERSION = "1.2"
+"""1.1: radiograph severity labels count visible opacities only (``drr.visible_opacity``).
+1.2: each COVID-19 patient's lung involvement is drawn from MosMedData's CT categories
+(``burden``), so a seed gives other COVID-19 lesions than under 1.1; anatomy, CAP and
+normal studies are unchanged."""
 MIN_SIZE, MAX_SIZE = 64, 1024
 MIN_SLICES, MAX_SLICES = 16, 512
 MIN_LESION_SCALE, MAX_LESION_SCALE = 0.25, 4.0
@@ -20,9 +23,10 @@ class PhantomConfig:
     ``spacing`` (x, y, z) mm. The anatomy scales with the field of view.
 
     ``lesion_scale`` multiplies every lesion's radii (and how far from the pleura COVID-19
-    lesions may sit). 1 is the default mix, in which most lesions are 3-9 mm; larger values
-    give the heavier burden of hospitalised patients and are how a learnability probe tells
-    "the method cannot learn" from "the lesions are too small to see" (README, Status).
+    lesions may sit), for COVID-19 after the lesions were planned to reach the patient's
+    involvement target (``burden``: MosMedData's mix of CT categories at 1). Values above 1
+    exaggerate the burden, as a learnability probe does to tell "the method cannot learn"
+    from "the lesions are too small to see" (README, Status).
     """
 
     size: int = 256

@@ -7,6 +7,9 @@ Placement follows the CT literature summarised in the DuCN, Wu and Hu papers:
 COVID-19 is multifocal, bilateral, peripheral/subpleural and lower-zone
 predominant; community-acquired pneumonia (CAP) is mostly a single lobar or
 segmental consolidation lying more centrally.
+How much of the lung a COVID-19 patient's lesions fill comes from ``burden`` (MosMedData's
+CT categories): the planner adds lesions until a lattice estimate of the baseline study's
+involvement reaches the patient's target, after a few small lesions every patient keeps.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import tissues as T
+from .burden import draw_burden, involvement_category
 from .fields import smooth_field
 from .grid import Grid
 from .tubes import draw_segments
@@ -62,13 +66,15 @@ def _rotation(rng: np.random.Generator) -> np.ndarray:
 @dataclass
 class Candidates:
     """Possible lesion centres: physical points (n, 3), lung label, depth below the pleura
-    (mm) and relative height in the lung (0 apex .. 1 base)."""
+    (mm) and relative height in the lung (0 apex .. 1 base). The points sample the lung
+    evenly, each standing for ``point_mm3`` of it, so they also measure involvement."""
 
     points: np.ndarray
     lung: np.ndarray
     depth: np.ndarray
     height: np.ndarray
     posterior: np.ndarray  # 0 anterior .. 1 posterior within the lung
+    point_mm3: float = 1.0
 
 
 def lesion_candidates(grid: Grid, lungs: np.ndarray) -> Candidates:
@@ -89,39 +95,140 @@ def lesion_candidates(grid: Grid, lungs: np.ndarray) -> Candidates:
             z, y = points[m, 2], points[m, 1]
             height[m] = (z.max() - z) / max(np.ptp(z), 1e-6)
             posterior[m] = (y - y.min()) / max(np.ptp(y), 1e-6)
-    return Candidates(points, lung, depth[iz, iy, ix], height, posterior)
+    return Candidates(points, lung, depth[iz, iy, ix], height, posterior, float(step * step * sx * sy * sz))
 
 
 def _pick(rng, cand: Candidates, weight: np.ndarray, lung: int | None) -> int:
     w = weight * (cand.lung == lung) if lung else weight.copy()
+    if w.sum() <= 0:  # every eligible point is excluded (e.g. all covered): fall back to the lung
+        w = (cand.lung == lung).astype(float) if lung else np.ones(len(w))
     return int(rng.choice(len(w), p=w / w.sum()))
 
 
-def plan_covid(rng: np.random.Generator, cand: Candidates, scale: float) -> list[Lesion]:
-    """Multifocal, bilateral, subpleural, lower- and posterior-predominant lesions."""
+@dataclass
+class Plan:
+    """A patient's lesion course and its burden: ``ct_category`` 1-4, ``target`` the drawn
+    fraction of the lung involved at the baseline study (None where the planner draws no
+    burden), ``estimate`` the fraction the lesions cover on the candidate lattice there."""
+
+    lesions: list[Lesion]
+    ct_category: int
+    target: float | None
+    estimate: float
+
+
+SMALL_RADIUS_MM = (3.0, 9.0)
+"""Small lesions (peak radius, reference mm): the hard cases of weak supervision, 1-4
+slices at 5 mm. Every positive patient keeps some, whatever its burden."""
+SMALL_COUNT = (2, 5)
+"""Small COVID-19 lesions per patient (inclusive): the disease is multifocal."""
+FILL_RADIUS_MM = (9.0, 70.0)
+"""Peak radius (reference mm) of the lesions added to reach a patient's target involvement;
+up to 70 mm so that CT-3/CT-4 lungs fill with confluent patches within MAX_LESIONS (at 50 mm
+a 66 % target stalled at 59 %, subpleural patches losing half their volume to the pleura)."""
+FILL_SHARE = (0.8, 1.2)
+"""Each added lesion's radius as a share of the radius that would hold all the missing volume."""
+MAX_LESIONS = 48
+"""Lesions per patient at most (ids are uint8); a CT-3 patient needs up to about 40."""
+COVID_TYPES = ((GGO, CRAZY_PAVING, CONSOLIDATION), (0.72, 0.16, 0.12))
+"""Type of each drawn COVID-19 lesion, as in generator 1.1: GGO dominates, as in the 70 %
+GGO by count of Wu et al.'s own patients (Table 7); follow-ups turn some into consolidation."""
+COVERED_WEIGHT = 0.0
+"""Placement weight of lung already covered: added lesions are centred in fresh lung, so a
+severe patient's lesions spread over both lungs instead of piling up on the subpleural
+band (any weight there outweighs the deep lung, which ``exp(-depth / 7 mm)`` all but excludes)."""
+
+
+class Coverage:
+    """Which candidate points the lesions cover at the baseline study (study 0)."""
+
+    def __init__(self, cand: Candidates):
+        self.cand = cand
+        self.covered = np.zeros(len(cand.points), bool)
+
+    def add(self, lesion: Lesion) -> None:
+        for shown in lesions_at([lesion], 0):  # nothing when the lesion appears later
+            radii = shown.radii * (HALO_SCALE if shown.halo else 1.0)
+            u = (self.cand.points - shown.centre) @ shown.rotation / radii  # (n, 3) as in _paint_one
+            self.covered |= np.einsum("ij,ij->i", u, u) < 1.0
+
+    def fraction(self, lung: int | None = None) -> float:
+        """Covered share of the lung (both lungs, or label ``lung``)."""
+        inside = self.covered if lung is None else self.covered[self.cand.lung == lung]
+        return float(inside.mean()) if len(inside) else 0.0
+
+    def radius_for(self, target: float, volume_factor: float = 1.0) -> float:
+        """Peak radius (mm) of a sphere holding the volume still missing at the baseline."""
+        missing = max(target - self.fraction(), 0.0) * len(self.covered) * self.cand.point_mm3
+        return float(np.cbrt(3.0 * missing / (4.0 * np.pi * volume_factor))) / SIZE_FACTOR[0]
+
+    def fresh(self) -> np.ndarray:
+        """(n,) placement factor: 1 on uncovered points, COVERED_WEIGHT on covered ones."""
+        return np.where(self.covered, COVERED_WEIGHT, 1.0)
+
+
+def _fill_radius(rng, coverage: Coverage, target: float, bounds: tuple[float, float], scale: float,
+                 volume_factor: float = 1.0) -> float:
+    """A radius that fills part of the missing involvement: overlap and clipping at the
+    pleura waste some of every lesion, so the plan aims low and adds more."""
+    need = coverage.radius_for(target, volume_factor) * rng.uniform(*FILL_SHARE)
+    return float(np.clip(need, bounds[0] * scale, bounds[1] * scale))
+
+
+def plan_covid(rng: np.random.Generator, cand: Candidates, scale: float, lesion_scale: float = 1.0) -> Plan:
+    """Multifocal, bilateral, subpleural, lower- and posterior-predominant lesions.
+
+    ``scale``: physical mm per reference mm; ``lesion_scale`` multiplies every radius
+    after the plan reached its target (and widens the subpleural placement).
+    """
+    category, target = draw_burden(rng)
     zone_weight = 0.2 + 4.0 * cand.height**2
-    weight = np.exp(-cand.depth / (7.0 * scale)) * zone_weight * (0.6 + cand.posterior)
-    count = int(rng.integers(3, 10))
-    out = []
-    for i in range(count):
-        lung = (1, 2)[i % 2] if i < 2 else None  # the first two make it bilateral
+    weight = np.exp(-cand.depth / (7.0 * scale * lesion_scale)) * zone_weight * (0.6 + cand.posterior)
+    coverage = Coverage(cand)
+    out: list[Lesion] = []
+
+    def add(lesion: Lesion) -> None:
+        out.append(lesion)
+        coverage.add(lesion)
+
+    for i in range(int(rng.integers(SMALL_COUNT[0], SMALL_COUNT[1] + 1))):
+        lung = (1, 2)[i] if i < 2 else None  # the first two make it bilateral, from the baseline on
         centre = cand.points[_pick(rng, cand, weight, lung)]
-        size = rng.choice(3, p=[0.55, 0.33, 0.12])
-        radius = rng.uniform(*[(3, 9), (9, 18), (18, 30)][size]) * scale
-        kind = int(rng.choice([GGO, CRAZY_PAVING, CONSOLIDATION], p=[0.72, 0.16, 0.12]))
-        out.append(_lesion(rng, len(out) + 1, centre, radius, kind, halo=True,
-                           onset=int(rng.random() < 0.2), progresses=bool(rng.random() < 0.5)))
-    if rng.random() < 0.5:
+        add(_lesion(rng, len(out) + 1, centre, rng.uniform(*SMALL_RADIUS_MM) * scale, _covid_type(rng), halo=True,
+                    onset=0 if i < 2 else int(rng.random() < 0.2), progresses=bool(rng.random() < 0.5)))
+    if coverage.fraction() < target and rng.random() < 0.5:
         # A large consolidation abutting the costal pleura of a lower lobe: the case a
-        # lung segmentation must not cut out of the lung.
-        base = weight * (cand.height > 0.55) * (cand.depth < 4.0 * scale)
+        # lung segmentation must not cut out of the lung (smaller in a mild patient).
+        base = weight * (cand.height > 0.55) * (cand.depth < 4.0 * scale * lesion_scale)
         centre = cand.points[_pick(rng, cand, base if base.sum() > 0 else weight, None)]
-        out.append(_lesion(rng, len(out) + 1, centre, rng.uniform(24, 34) * scale, CONSOLIDATION, halo=True))
-    return out
+        radius = min(rng.uniform(24, 34) * scale, max(coverage.radius_for(target, HALO_SCALE**3), 12 * scale))
+        add(_lesion(rng, len(out) + 1, centre, radius, CONSOLIDATION, halo=True))
+    while coverage.fraction() < target and len(out) < MAX_LESIONS:
+        kind = _covid_type(rng)
+        factor = HALO_SCALE**3 if kind == CONSOLIDATION else 1.0
+        centre = cand.points[_pick(rng, cand, weight * coverage.fresh(), None)]
+        add(_lesion(rng, len(out) + 1, centre, _fill_radius(rng, coverage, target, FILL_RADIUS_MM, scale, factor),
+                    kind, halo=True, onset=int(rng.random() < 0.2), progresses=bool(rng.random() < 0.5)))
+    return Plan(_scaled(out, lesion_scale), category, target, coverage.fraction())
 
 
-def plan_cap(rng: np.random.Generator, cand: Candidates, scale: float) -> list[Lesion]:
-    """One lobar/segmental consolidation centred deep in one lung, sometimes a satellite GGO."""
+def _covid_type(rng) -> int:
+    return int(rng.choice(COVID_TYPES[0], p=COVID_TYPES[1]))
+
+
+def plan_cap(rng: np.random.Generator, cand: Candidates, scale: float, lesion_scale: float = 1.0) -> Plan:
+    """One lobar/segmental consolidation centred deep in one lung, sometimes a satellite GGO.
+
+    Generator 1.1's CAP, kept as it was, so a seed gives the same CAP patient under 1.1 and
+    1.2. Its burden is not drawn from ``burden``: MosMedData grades COVID-19 studies, and
+    no census of CAP's involvement by CT category was found to put in its place. A
+    larger CAP would also defeat the classical lung mask: a consolidation filling a
+    lobe from the mediastinum to the chest wall, with no aerated lung below it, is lost
+    by ``covidweak.lungs`` (measured on generator-1.2 drafts: lung Dice 0.35-0.90 at
+    10-45 % involvement; README, Status). ``ct_category`` is the category of the
+    lattice estimate, ``target`` is None.
+    """
+    scale = scale * lesion_scale  # 1.1 scaled placement and radii together
     deep = cand.depth.max()
     weight = np.exp(-(((cand.depth - 0.55 * deep) / (0.18 * deep)) ** 2)) * (0.7 + cand.height)
     lung = int(rng.integers(1, 3))
@@ -132,7 +239,14 @@ def plan_cap(rng: np.random.Generator, cand: Candidates, scale: float) -> list[L
         near = np.exp(-np.linalg.norm(cand.points - centre, axis=1) / (50 * scale)) * (cand.lung == lung)
         spot = cand.points[_pick(rng, cand, near * weight + 1e-12, lung)]
         out.append(_lesion(rng, 2, spot, rng.uniform(7, 14) * scale, GGO, halo=False))
-    return out
+    coverage = Coverage(cand)
+    for lesion in out:
+        coverage.add(lesion)
+    return Plan(out, involvement_category(coverage.fraction()), None, coverage.fraction())
+
+
+def _scaled(lesions: list[Lesion], factor: float) -> list[Lesion]:
+    return [replace(l, radii=l.radii * factor) for l in lesions] if factor != 1.0 else lesions
 
 
 def _lesion(rng, ident, centre, radius, kind, halo, onset=0, progresses=False, elongation=(1, 1, 1)) -> Lesion:

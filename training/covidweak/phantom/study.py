@@ -74,6 +74,8 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
 
     The anatomy depends only on ``patient_seed``; lesions on the seed and ``pattern``
     (their course over ``study_index``); noise and weak-label sampling on the study.
+    ``meta["burden"]`` holds the patient's CT category and drawn baseline involvement target
+    (None for "normal"; CAP draws no target), ``meta["lung_involvement"]`` this study's lesion / lung voxels.
     """
     check_pattern(pattern)
     config.validate()
@@ -85,12 +87,14 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
     tissue = anatomy.tissue.copy()
     lungs = anatomy.lungs
 
-    lesions = []
+    lesions, burden = [], None
     if pattern != "normal":
         rng = np.random.default_rng([int(patient_seed), 1, PATTERNS.index(pattern)])
         planner = plan_covid if pattern == "covid" else plan_cap
-        plans = planner(rng, lesion_candidates(grid, lungs), float(grid.scale[:2].mean()) * float(config.lesion_scale))
-        lesions = lesions_at(plans, int(study_index))
+        plan = planner(rng, lesion_candidates(grid, lungs), float(grid.scale[:2].mean()), float(config.lesion_scale))
+        lesions = lesions_at(plan.lesions, int(study_index))
+        burden = {"ct_category": plan.ct_category, "target_involvement": None if plan.target is None else round(plan.target, 4),
+                  "planned_involvement": round(plan.estimate, 4)}
     roots = np.array([grid.ref_to_phys(h) for h in hila(anatomy.shape).bronchus])
     labels, ids = paint_lesions(grid, hu, tissue, lungs, lesions, roots)
     opacity = visible_opacity(lesion_thickness(anatomy.hu, hu, grid.spacing), grid.spacing[0])
@@ -121,6 +125,8 @@ def generate_study(patient_seed: int, study_index: int, pattern: str, config: Ph
         "slice_has_lesion": [bool(v) for v in has_lesion],
         "severity_array": severity.tolist(),
         "severity_global": zones.global_score(severity),
+        "burden": burden,
+        "lung_involvement": round(float(np.count_nonzero(labels)) / max(int(np.count_nonzero(lungs)), 1), 5),
         "lesions": lesion_table(grid, ids, labels, lungs, zones.zone_map_3d(lungs_image), lesions_seen(ids, opacity, grid.spacing)),
         "generator_version": GENERATOR_VERSION,
     }

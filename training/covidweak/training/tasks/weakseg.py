@@ -82,7 +82,8 @@ def validate_studies(model, studies: list[PreparedStudy], device, threshold: flo
 
 
 def _transfer_init(model, source: str) -> None:
-    """Initialise a SEAM-type model from CAM pre-trained weights (Sect. 2.1).
+    """Initialise a SEAM-type model from CAM pre-trained weights (Sect. 2.1), or a CAM from an
+    earlier CAM (to continue its training on other patients).
 
     ``source``: a weight file written by ``covidweak export`` (method "cam"), or the run
     folder of a ``cam-pretrain`` training, whose best checkpoint is used.
@@ -142,7 +143,12 @@ class WeakSegTask:
         return self.sampling
 
     def build_model(self, config: dict):
-        return build_model(self.method, self.section(config, "model"))
+        """The task's network; ``params.init_from`` (tasks that have it) names CAM weights to start from."""
+        model = build_model(self.method, self.section(config, "model"))
+        source = self.section(config, "params").get("init_from")
+        if source:
+            _transfer_init(model, source)
+        return model
 
     def prepare(self, data: TaskData, config: dict) -> None:
         preprocess = self.section(config, "preprocess")
@@ -200,7 +206,7 @@ class CamPretrainTask(WeakSegTask):
     """
 
     name, method = "cam-pretrain", "cam"
-    extra_params = {"mil": False}
+    extra_params = {"mil": False, "init_from": ""}
 
     def sampling_for(self, config: dict) -> str:
         return "bags" if self.section(config, "params")["mil"] else "slices"
@@ -219,13 +225,6 @@ class SeamTask(WeakSegTask):
     # equivariance: the maps L_ER / L_ECR compare, "normalised" (SEAM's) or "logits"; see losses.seam.
     extra_params = {"init_from": "", "equivariance": "normalised"}
     extra_model = {"pcm_power": PCM_POWER}
-
-    def build_model(self, config: dict):
-        model = super().build_model(config)
-        source = self.section(config, "params")["init_from"]
-        if source:
-            _transfer_init(model, source)
-        return model
 
     def loss(self, output, y, mask, params):
         terms = m_seam_nam_loss(output, y, bag_size=self.bag_size, use_nam=self.use_nam,
