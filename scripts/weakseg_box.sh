@@ -28,11 +28,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work=$1
+data="$work/train"
 read -ra cw <<< "${COVIDWEAK:-$root/.venv/bin/covidweak}"
-mkdir -p "$work/models/raw" "$work/eval"
-floor=(--hu-floor "${HU_FLOOR:--700}")
-stage() { echo "[$(date +%T)] $*"; }
 split=(--set "data.fractions=[0.84,0.16,0.0]")
+source "$root/scripts/weakseg_lib.sh"
 
 phantom() {  # phantom DIR LESION_SCALE ARGS...
   local dir=$1 scale=$2; shift 2
@@ -48,18 +47,6 @@ phantom test-cal 1 --seed 45000 "${test_mix[@]}"
 phantom test-cal-224x56 1 --seed 46000 "${test_mix[@]}" --size 224 --slices 56
 phantom test-cal-288x36 1 --seed 47000 "${test_mix[@]}" --size 288 --slices 36
 
-skipped() { [[ " ${SKIP:-} " == *" $1 "* ]]; }
-train() {  # train TASK NAME ARGS...: one run folder per NAME, resumed if interrupted
-  local task=$1 name=$2; shift 2
-  skipped "$name" && return 0
-  [ -f "$work/models/raw/$name.pt" ] && return 0
-  stage "train $name"
-  local resume=()
-  [ -f "$work/runs/$name/checkpoints/last.pt" ] && resume=(--resume)
-  "${cw[@]}" train "$task" --data "$work/train" --out "$work/runs/$name" "${resume[@]}" "${split[@]}" "$@" > "$work/runs-$name.log"
-  "${cw[@]}" export "$work/runs/$name" --name "$name" --checkpoint best --models-dir "$work/models/raw" --overwrite \
-    "${floor[@]}" | tail -1
-}
 cam="$work/models/raw/cam.pt"
 train cam-pretrain cam --config cam-pretrain.box --set epochs="${CAM_EPOCHS:-18}"
 train mseamnam mseamnam --config mseamnam.box --set params.init_from="$cam"
@@ -72,28 +59,15 @@ train cam-pretrain cam-gap --config cam-pretrain.box --set model.pooling=gap --s
 # mseamnam-logits, when present, is the equivariance ablation (params.equivariance=logits), trained by hand.
 methods=(cam mseamnam unet seam seamnam mscam cam mseamnam)
 names=(cam mseamnam unet seam seamnam mscam cam-gap mseamnam-logits)
-# Noisy-OR maps put a lesion's edge far below 0.1, so the sweep reaches down to 5e-5.
-sweep=(--sweep 0.00005 0.0001 0.0002 0.0005 0.001 0.002 0.005 0.01 0.02 0.05 0.1 0.2 0.3 0.5 0.7 0.9)
 for i in "${!names[@]}"; do
   name=${names[$i]} method=${methods[$i]}
   [ -f "$work/models/raw/$name.pt" ] && ! skipped "$name" || continue
-  val="$work/eval/val-$name.json"
-  if [ ! -f "$val" ]; then
-    stage "choose T_fg for $name on the validation patients"
-    "${cw[@]}" evaluate weakseg --data "$work/train" --split val --methods "$method" --weights "$work/models/raw/$name.pt" \
-      "${sweep[@]}" --out "$val" > /dev/null
-  fi
-  [ -f "$work/models/$name.pt" ] || "${cw[@]}" export "$work/runs/$name" --name "$name" --checkpoint best \
-    --models-dir "$work/models" "${floor[@]}" --t-fg-from "$val" | tail -1
+  calibrate "$name" "$method"
   cohorts=(test)
   # The geometry check of the quality bar is for the shipped M-SEAM-NAM (and the CAM it starts from).
   [[ " ${GEOMETRY_FOR:-mseamnam cam} " == *" $name "* ]] && cohorts+=(test-224x56 test-288x36 test-cal test-cal-224x56 test-cal-288x36)
   for cohort in "${cohorts[@]}"; do
-    out="$work/eval/$cohort-$name.json"
-    [ -f "$out" ] && continue
-    stage "score $name on $cohort"
-    "${cw[@]}" evaluate weakseg --data "$work/$cohort" --split all --methods "$method" --weights "$work/models/$name.pt" \
-      --t-fg 0.1 --sweep 0.05 0.1 0.2 --out "$out" > /dev/null
+    score "$name" "$method" "$work/$cohort"
   done
 done
 stage "done: $work/eval"
