@@ -189,16 +189,29 @@ def test_hu_statistics_by_hand():
 
 
 def test_a_perfect_map_hits_a_large_lesion_and_misses_a_tiny_one():
-    from covidweak.clusters.evaluate import perfect_map_hits
+    from covidweak.clusters.evaluate import perfect_map
     from covidweak.clusters.hitrate import OVERLAP_THRESHOLDS
 
     truth = np.zeros((64, 64), dtype=np.uint8)
     truth[8:32, 8:32] = 1  # 24 x 24 pixels: six cells of a 16 x 16 grid each way
-    hits = perfect_map_hits(truth, (16, 16), None)
+    hits = slice_hits(*perfect_map(truth, (16, 16), None), truth_components(truth))[0]
     assert hits[list(OVERLAP_THRESHOLDS).index(0.5)] == 1
     tiny = np.zeros((64, 64), dtype=np.uint8)
     tiny[40, 40] = 1  # one pixel: a sixteenth of one cell, which Otsu keeps as a lone cell and drops
-    assert perfect_map_hits(tiny, (16, 16), None).sum() == 0
+    assert slice_hits(*perfect_map(tiny, (16, 16), None), truth_components(tiny))[0].sum() == 0
+
+
+def test_boxed_lesions_leave_out_specks_and_renumber():
+    mask = np.zeros((8, 8), dtype=np.uint8)
+    mask[0:3, 0:3] = 2  # 9 pixels
+    mask[6, 6] = 1  # a 1-pixel speck
+    mask[5:7, 0:2] = 3  # 4 pixels
+    everything = truth_components(mask)
+    assert everything.max() == 3
+    boxed = truth_components(mask, min_pixels=4)  # the speck goes; 9 and 4 pixels stay, labelled 1 and 2
+    assert boxed.max() == 2 and boxed[6, 6] == 0
+    assert np.count_nonzero(boxed == 1) == 9 and np.count_nonzero(boxed == 2) == 4
+    assert np.array_equal(truth_components(mask, min_pixels=10) > 0, np.zeros((8, 8), bool))
 
 
 def test_otsu_inside_the_lungs_ignores_the_cells_outside():

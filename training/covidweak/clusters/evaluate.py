@@ -9,6 +9,8 @@
   localisation alone; the ground-truth lesions are the 4-connected components of the mask.
   The "perfect map" row is the ceiling of the LAM's geometry: the true lesion fraction of each
   cell of FeCNN's map grid, put through the same Otsu threshold, components and upsampling.
+  The LAM and the perfect map are also scored over the lesions a reader would box, components
+  of at least :data:`.hitrate.MIN_BOXED_MM2` (our reading; the paper's truth are boxes).
 * Lesion identification (Sect. 4.3.3, Table 7): the lesions of the predicted COVID-19 slices
   (as the clustering command finds them) are clustered with k-means, K = the number of
   phantom lesion types unless given, and compared with the types by Hungarian matching.
@@ -25,7 +27,7 @@ from ..errors import InputError
 from ..models.fecnn import CLASS_NAMES, COVID_CLASS
 from ..progress import Progress
 from .ct import DEFAULT_BATCH_SIZE, cell_fraction, detect_slices, lung_cells, region_split, to_slice
-from .hitrate import OVERLAP_THRESHOLDS, cam_regions, hit_rate_table, slice_hits, truth_components
+from .hitrate import MIN_BOXED_MM2, OVERLAP_THRESHOLDS, cam_regions, hit_rate_table, slice_hits, truth_components
 from .lam import lesion_activation_map, lesion_components
 from .library import PHANTOM_TYPES, fit_clusters, library_lesions
 from .matching import confusion, type_table
@@ -82,9 +84,9 @@ def cam_maps(cam_loaded, hu: np.ndarray, lungs: np.ndarray, centres, spacing_yx:
     return np.maximum(slice_logits(cam_loaded.model, x, hu.shape[1:], device, box, gate=False), 0.0)
 
 
-def perfect_map_hits(truth: np.ndarray, lahm_shape: tuple[int, int], box, inside: Optional[np.ndarray] = None,
-                     split: Optional[Callable] = None) -> np.ndarray:
-    """Hits of the ceiling map on one slice: truth (Y, X) lesion mask -> (len(OVERLAP_THRESHOLDS),) counts.
+def perfect_map(truth: np.ndarray, lahm_shape: tuple[int, int], box, inside: Optional[np.ndarray] = None,
+                split: Optional[Callable] = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ceiling map's detections on one slice: truth (Y, X) lesion mask -> (regions, LAM), (Y, X) each.
 
     The map is the lesion fraction of each cell of the (h, w) network grid (``box``: the lung
     box the network reads, or None for a resized whole slice), thresholded as the LAM is
@@ -96,8 +98,7 @@ def perfect_map_hits(truth: np.ndarray, lahm_shape: tuple[int, int], box, inside
     regions = to_slice(components, truth.shape, box, order=0)
     if split is not None:
         regions = split(regions)[0]
-    lam = to_slice(lesion_activation_map(fraction, components, fraction.shape), truth.shape, box, order=1)
-    return slice_hits(regions, lam, truth_components(truth))[0]
+    return regions, to_slice(lesion_activation_map(fraction, components, fraction.shape), truth.shape, box, order=1)
 
 
 def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, progress: Progress) -> dict:
@@ -107,8 +108,10 @@ def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, pr
     from ..weakseg.infer import batches, lung_labels_for
     from ..weakseg.prepare import input_box
 
-    counts = {name: np.zeros(len(OVERLAP_THRESHOLDS), dtype=np.int64) for name in ("LAM", "perfect map", "CAM")}
-    lesions = 0
+    boxed = f"lesions ≥ {MIN_BOXED_MM2:g} mm²"
+    names = ("LAM", "perfect map", "CAM", f"LAM, {boxed}", f"perfect map, {boxed}")
+    counts = {name: np.zeros(len(OVERLAP_THRESHOLDS), dtype=np.int64) for name in names}
+    lesions = {"all": 0, "boxed": 0}
     for done, record in enumerate(records):
         progress.update(done, len(records), f"hit rate {record.study_id}")
         ct = read_ct(record.ct_path)
@@ -123,19 +126,22 @@ def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, pr
         for centres in batches(todo, batch_size):
             found = detect_slices(loaded.model, loaded.preprocess, hu, lung_array, centres, box, device, spacing_yx)
             cams = cam_maps(cam_loaded, hu, lung_array, centres, spacing_yx, device) if cam_loaded is not None else None
+            min_pixels = int(np.ceil(MIN_BOXED_MM2 / float(np.prod(spacing_yx))))
             for b, z in enumerate(centres):
-                gt = truth_components(truth[z])
-                hits, n = slice_hits(found[b].regions, found[b].lam, gt)
-                counts["LAM"] += hits
                 inside = lung_cells(loaded.preprocess, lung_array[z], found[b].lahm_shape, box)
-                counts["perfect map"] += perfect_map_hits(truth[z], found[b].lahm_shape, box, inside,
-                                                          region_split(loaded.preprocess, hu[z], lung_array[z], spacing_yx))
-                lesions += n
+                ceiling = perfect_map(truth[z], found[b].lahm_shape, box, inside,
+                                      region_split(loaded.preprocess, hu[z], lung_array[z], spacing_yx))
+                for key, suffix, gt in (("all", "", truth_components(truth[z])),
+                                        ("boxed", f", {boxed}", truth_components(truth[z], min_pixels))):
+                    hits, n = slice_hits(found[b].regions, found[b].lam, gt)
+                    counts["LAM" + suffix] += hits
+                    counts["perfect map" + suffix] += slice_hits(*ceiling, gt)[0]
+                    lesions[key] += n
                 if cams is not None:
                     cam = cams[b] * (lung_array[z] > 0)
-                    counts["CAM"] += slice_hits(cam_regions(cam), cam, gt)[0]
-    methods = ("LAM", "perfect map", "CAM") if cam_loaded is not None else ("LAM", "perfect map")
-    return {name: hit_rate_table(counts[name], lesions) for name in methods}
+                    counts["CAM"] += slice_hits(cam_regions(cam), cam, truth_components(truth[z]))[0]
+    shown = [name for name in names if name != "CAM" or cam_loaded is not None]
+    return {name: hit_rate_table(counts[name], lesions["boxed" if boxed in name else "all"]) for name in shown}
 
 
 def identification(records: Sequence, loaded, k, seed: int, device, batch_size: int, progress: Progress) -> dict:
