@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import covidweak
-from covidweak.device import resolve_device
-from covidweak.errors import CancelledError, DeviceError
+from covidweak.device import MODULE_DEVICES, check_module_device, resolve_device
+from covidweak.errors import CancelledError, DeviceError, InputError
 from covidweak.progress import Progress
 
 
@@ -24,6 +24,13 @@ def test_auto_device_is_cpu_without_gpu():
 def test_malformed_device_is_rejected_with_the_choices(spec):
     with pytest.raises(DeviceError, match="auto.*cpu.*cuda"):
         resolve_device(spec)
+
+
+def test_module_panels_offer_three_devices_and_name_them_on_a_bad_one():
+    for device in MODULE_DEVICES:
+        check_module_device(device)
+    with pytest.raises(InputError, match="device 'cuda:1' is not one of auto, cpu, cuda"):
+        check_module_device("cuda:1")  # the CLI takes it; the panels' combo boxes do not offer it
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")

@@ -82,7 +82,7 @@ def test_moving_t_fg_is_a_display_change_only(processed, logic, capsys):
 
 
 def test_threshold_pairs_are_checked(processed, logic):
-    with pytest.raises(InputError, match="T_bg=0.6 must be below T_fg=0.5"):
+    with pytest.raises(InputError, match="0 <= T_bg <= T_fg < 1, got T_bg=0.6, T_fg=0.5"):
         logic.set_thresholds(t_fg=0.5, t_bg=0.6)
     assert processed.probability.GetDisplayNode().GetLowerThreshold() == 0.52, "a refused pair changes nothing"
     with pytest.raises(InputError):

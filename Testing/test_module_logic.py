@@ -176,7 +176,8 @@ def test_validate_input_errors_name_the_fix(cxr_volume, mrml_scene):
 def test_thresholds_must_keep_background_below_foreground(mrml_scene):
     logic = COVIDWeakSegLogic(mrml_scene)
     assert logic.check_thresholds(0.1, 0.01) == "T_fg=0.10, T_bg=0.010"
-    with pytest.raises(InputError, match="T_bg=0.2 must be below T_fg=0.1"):
+    assert logic.check_thresholds(0.1, 0.1) == "T_fg=0.10, T_bg=0.100"  # an empty uncertain band, as the CLI allows
+    with pytest.raises(InputError, match="0 <= T_bg <= T_fg < 1, got T_bg=0.2, T_fg=0.1"):
         logic.check_thresholds(0.1, 0.2)
 
 

@@ -40,7 +40,7 @@ def pyproject_dependencies() -> list[str]:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10: read the one array this test needs
         block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
-        return re.findall(r'^\s*"([^"]+)",?\s*$', block, re.M)
+        return re.findall(r'^\s*"([^"]+)",?\s*(?:#.*)?$', block, re.M)
     return tomllib.loads(text)["project"]["dependencies"]
 
 

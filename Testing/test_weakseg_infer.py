@@ -110,7 +110,7 @@ def test_a_lung_mask_on_another_grid_is_refused(model):
 
 def test_bad_thresholds_are_refused(model):
     ct, lungs = synthetic_ct()
-    with pytest.raises(InputError, match="t_bg <= t_fg"):
+    with pytest.raises(InputError, match="T_bg <= T_fg"):
         segment_ct(ct, model, lungs=lungs, t_fg=0.01, t_bg=0.1, device="cpu")
 
 

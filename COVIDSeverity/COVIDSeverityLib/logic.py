@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from covidweak.device import check_module_device
 from covidweak.errors import InputError
 from covidweak.mrml_params import ParameterizedLogic, describe_image
 
@@ -29,7 +30,6 @@ from . import display, outputs
 from .parameters import COVIDSeverityParameters
 
 MODALITY_NAMES = {"ct": "chest CT", "cxr": "chest X-ray"}
-DEVICES = ("auto", "cpu", "cuda")
 ZONE_LINE_ROLE = "output_zone_line"
 TABLE_ROLES = ("output_zone_table", "output_diagnosis_table", "output_slice_table")
 
@@ -85,8 +85,7 @@ class COVIDSeverityLogic(ParameterizedLogic):
             params.device = device
         if diagnose is not None:
             params.diagnose = diagnose
-        if params.device not in DEVICES:
-            raise InputError(f"device '{params.device}' is not one of {', '.join(DEVICES)}: choose one of them")
+        check_module_device(params.device)
         image = self.image_of(volume, "input CT or chest X-ray volume")
         modality = classify_image(image)
         params.input_volume = volume

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from covidweak.device import check_module_device
 from covidweak.errors import InputError
 from covidweak.mrml_params import ParameterizedLogic, describe_image
 
 from . import display, outputs
 from .parameters import COVIDSimilarCaseParameters
 
-DEVICES = ("auto", "cpu", "cuda")
 RESULT_COLUMNS = ("rank", "distance", "patient_id", "study_id", "diagnosis", "lesions", "query_slice", "match_slice",
                   "source_path")
 LESION_TABLE_COLUMNS = ("lesion_id", "cluster", "score", "type", "centroid_r", "centroid_a", "centroid_s",
@@ -83,8 +83,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
         for name, value in values.items():
             if value is not None:
                 setattr(params, name, value)
-        if params.device not in DEVICES:
-            raise InputError(f"device '{params.device}' is not one of {', '.join(DEVICES)}: choose one of them")
+        check_module_device(params.device)
 
     def _run(self, argv, sync: bool, progress) -> None:
         from covidweak.child_process import run_covidweak

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from covidweak.device import check_module_device
 from covidweak.errors import InputError, ModelError
 from covidweak.mrml_params import ParameterizedLogic, describe_image
 
@@ -24,7 +25,6 @@ from covidweak.child_process import ChildProcess, child_environment, python_comm
 
 LUNG_NAMES = {1: "Right lung", 2: "Left lung"}
 LUNG_COLORS = {1: (0.50, 0.68, 0.95), 2: (0.95, 0.72, 0.45)}
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -62,9 +62,10 @@ class COVIDWeakSegLogic(ParameterizedLogic):
         return image
 
     def check_thresholds(self, t_fg: float, t_bg: float) -> str:
-        """Status line for a valid threshold pair; T_bg must stay below T_fg or nothing is left uncertain."""
-        if not 0.0 <= t_bg < t_fg < 1.0:
-            raise InputError(f"T_bg={t_bg} must be below T_fg={t_fg} (T_fg below 1): lower T_bg or change T_fg")
+        """Status line for a valid threshold pair (covidweak's rule, the CLI's too: 0 <= T_bg <= T_fg < 1)."""
+        from covidweak.weakseg.infer import check_thresholds
+
+        check_thresholds(t_fg, t_bg)
         return f"T_fg={t_fg:.2f}, T_bg={t_bg:.3f}"
 
     def check_model(self, method: str, weights: str = "") -> str:
@@ -99,8 +100,7 @@ class COVIDWeakSegLogic(ParameterizedLogic):
                             ("device", device), ("lesion_boxes", lesion_boxes)):
             if value is not None:
                 setattr(params, name, value)
-        if params.device not in DEVICES:
-            raise InputError(f"device '{params.device}' is not one of {', '.join(DEVICES)}: choose one of them")
+        check_module_device(params.device)
         image = self._checked_ct(volume)
         self.check_thresholds(params.t_fg, params.t_bg)
         weights_used = self.check_model(params.method, params.weights)

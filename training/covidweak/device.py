@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 
-from .errors import DeviceError
+from .errors import DeviceError, InputError
 
 DEVICE_CHOICES_HELP = "auto (GPU when present, else CPU), cpu, cuda or cuda:N"
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+MODULE_DEVICES = ("auto", "cpu", "cuda")
+"""The device choices of the Slicer modules' panels; the CLI also takes cuda:N."""
+
+
+def check_module_device(device: str) -> None:
+    """InputError naming the choices unless ``device`` is one of :data:`MODULE_DEVICES`."""
+    if device not in MODULE_DEVICES:
+        raise InputError(f"device '{device}' is not one of {', '.join(MODULE_DEVICES)}: choose one of them")
 
 
 def resolve_device(spec: str = "auto"):

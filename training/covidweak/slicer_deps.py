@@ -34,7 +34,7 @@ PIP_REQUIREMENTS = (
     "scikit-image==0.26.0",
     "scikit-learn==1.9.1",
     "monai==1.6.1",
-    "einops==0.8.2",
+    "einops==0.8.2",  # MONAI imports it optionally, but its TransformerBlock (the severity ViT) needs it
     "captum==0.9.0",
     "faiss-cpu==1.15.1",
     "pydicom==3.0.2",

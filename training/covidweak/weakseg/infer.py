@@ -47,9 +47,11 @@ class SegmentResult:
 
 
 def check_thresholds(t_fg: float, t_bg: float) -> None:
+    """The one threshold rule of the CLI, the batch and the Slicer module: 0 <= T_bg <= T_fg < 1.
+    T_bg = T_fg is allowed: the uncertain band T_bg..T_fg is then empty, not wrong."""
     if not (0.0 <= t_bg <= t_fg < 1.0):
-        raise InputError(f"thresholds need 0 <= t_bg <= t_fg < 1, got t_bg={t_bg}, t_fg={t_fg}: "
-                         f"use e.g. --t-fg {T_FG} --t-bg {T_BG}")
+        raise InputError(f"thresholds need 0 <= T_bg <= T_fg < 1, got T_bg={t_bg}, T_fg={t_fg}: "
+                         f"lower T_bg or raise T_fg (defaults T_fg {T_FG}, T_bg {T_BG})")
 
 
 def lung_labels_for(ct: sitk.Image, lungs: Optional[sitk.Image], progress: Optional[Progress] = None) -> sitk.Image:
