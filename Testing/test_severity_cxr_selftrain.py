@@ -110,3 +110,35 @@ def test_training_step_runs_under_bf16_autocast(prepared_task):
         loss = task.training_step(model, batch, config, "cpu")["loss"]
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
+
+
+def test_tuned_embedding_trains_f_at_its_own_rate_and_keeps_its_statistics(phantom_dir):
+    """model.tune_embed: F's weights get gradients and an update at embed_lr_factor x lr, while its
+    batch-norm statistics stay put; a frozen F gets neither and its features are cached."""
+    from covidweak.datasets import open_dataset, split_by_patient
+    from covidweak.training.config import build_config
+    from covidweak.training.loop import build_model_and_optimizer
+    from covidweak.training.task import TaskData
+    from covidweak.training.tasks import get_task
+
+    splits = split_by_patient(open_dataset(phantom_dir), [0.75, 0.25, 0.0], seed=0)
+    small = ["batch_size=4", "params.steps_per_epoch=4", "params.ensemble=1", "preprocess.size=64",
+             "model.vit={depth: 1, dim: 32, heads: 2, mlp_dim: 64}", "model.embed={init_features: 8, growth_rate: 4}",
+             "optim.lr=0.001", "params.embed_lr_factor=0.1"]
+    for tuned in (True, False):
+        task = get_task("severity")
+        config = build_config(task, overrides=small + [f"model.tune_embed={str(tuned).lower()}"])
+        task.prepare(TaskData(splits=splits, root=phantom_dir), config)
+        model, optimizer = build_model_and_optimizer(task, config, "cpu")
+        assert [g["lr"] for g in optimizer.param_groups] == ([0.001, 0.0001] if tuned else [0.001])
+        weights = {k: v.clone() for k, v in model.embed.state_dict().items()}
+        model.train()
+        loss = task.training_step(model, task.train_batches(config, 0, seed=0)[0], config, "cpu")["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        after = model.embed.state_dict()
+        changed = [k for k in weights if not torch.equal(weights[k], after[k])]
+        assert ("features" not in task.cache["train"]) == tuned
+        assert bool(changed) == tuned
+        assert all(not k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)

@@ -147,7 +147,9 @@ class ViTMapHead(nn.Module):
 
 
 class SeverityNet(nn.Module):
-    """Frozen F and the ViT map head(s): the lesion probability y of Eq. 8.
+    """F and the ViT map head(s): the lesion probability y of Eq. 8. F is frozen (Kim et al.),
+    unless ``tune_embed``: then its weights train with the heads (our ablation), while its
+    batch-norm statistics stay those of its pre-training either way.
 
     ``forward(mask, image=...)``: (N, 1, H, W) preprocessed radiograph and (N, 1, H, W) 0/1
     lung mask -> (N, 1, H, W) probability inside the lungs; F sees the segmented lung,
@@ -159,22 +161,24 @@ class SeverityNet(nn.Module):
     (the checkpoint ensemble of Sec. 3). ``trained_only`` uses ``heads[0]`` alone.
     """
 
-    def __init__(self, embed: DenseNetEmbedding, head: ViTMapHead, members: int = 1):
+    def __init__(self, embed: DenseNetEmbedding, head: ViTMapHead, members: int = 1, tune_embed: bool = False):
         super().__init__()
         self.embed = embed
+        self.tune_embed = bool(tune_embed)
         self.heads = nn.ModuleList([head] + [copy.deepcopy(head) for _ in range(members - 1)])
         self.register_buffer("filled", torch.zeros(members, dtype=torch.bool))
         for parameter in self.embed.parameters():
-            parameter.requires_grad_(False)  # F is frozen (Kim et al., Sec. 3)
+            parameter.requires_grad_(self.tune_embed)  # F is frozen in Kim et al. (Sec. 3)
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.embed.eval()  # frozen F keeps its batch-norm statistics
+        # F keeps its batch-norm statistics: batches of 8 radiographs are too few to re-estimate them.
+        self.embed.eval()
         return self
 
     def features(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) image and mask -> (N, C', H/16, W/16) features of the segmented lung."""
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.tune_embed and torch.is_grad_enabled()):
             return self.embed(image * mask)
 
     def forward(self, mask: torch.Tensor, image: torch.Tensor | None = None, features: torch.Tensor | None = None,
@@ -209,7 +213,7 @@ def build_severity_model(method: str, arch: dict | None = None) -> nn.Module:
     """``cxr-embed`` -> :class:`CxrEmbedNet`; ``severity`` -> :class:`SeverityNet`.
 
     arch: ``{"size": "light"|"paper", "input_size": int, "embed": {...}, "vit": {...},
-    "members": int}``; ``embed`` and ``vit`` override entries of the size's tables.
+    "members": int, "tune_embed": bool}``; ``embed`` and ``vit`` override entries of the size's tables.
     """
     arch = dict(arch or {})
     embed = build_embedding(arch)
@@ -224,4 +228,4 @@ def build_severity_model(method: str, arch: dict | None = None) -> nn.Module:
     if len(vit["map_channels"]) != MAP_HEAD_BLOCKS:
         raise ValueError(f"map_channels needs {MAP_HEAD_BLOCKS} widths (one per upsizing block), got {vit['map_channels']}")
     head = ViTMapHead(embed.channels, input_size // DENSENET_STRIDE, **vit)
-    return SeverityNet(embed, head, int(arch.get("members", 1)))
+    return SeverityNet(embed, head, int(arch.get("members", 1)), bool(arch.get("tune_embed", False)))

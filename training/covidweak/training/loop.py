@@ -108,7 +108,8 @@ def build_model_and_optimizer(task, config: dict, device):
     model = task.build_model(config).to(device)
     if config["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    return model, build_optimizer(model.parameters(), config["optim"])
+    groups = task.parameter_groups(model, config) if hasattr(task, "parameter_groups") else model.parameters()
+    return model, build_optimizer(groups, config["optim"])
 
 
 def train_step(task, model, batch, config: dict, device, accumulate: int = 1) -> dict:

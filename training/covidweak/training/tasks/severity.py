@@ -6,7 +6,9 @@
   present per CT lung zone, which stand in for them.
 * ``severity`` trains the hybrid ViT and map head on frozen F with BCE between the ROI
   max-pooled 3x2 array and the label array (Sec. 2.2), on a seeded ``labelled_fraction`` of
-  the training split's patients (1.0: all).
+  the training split's patients (1.0: all). ``model.tune_embed: true`` trains F's weights too,
+  at ``params.embed_lr_factor`` times the heads' learning rate (an ablation; Kim et al. freeze
+  F), and F's features are then computed for every batch instead of once.
 * ``severity-selftrain`` adds the rest of the training split without labels, progressively
   or in one step (Sec. 2.3, :mod:`covidweak.severity.cxr_selftrain`).
 
@@ -40,6 +42,8 @@ INTENSITY = ("Kim et al.: resize, 3x3 Gaussian blur, histogram equalisation, sta
              "the network sees the image times the lung mask")
 ENSEMBLE_MEMBERS = 3
 """Kim et al., Sec. 3: the models at 12,000, 11,500 and 11,000 updates are ensembled."""
+EMBED_LR_FACTOR = 0.1
+"""F's learning rate beside the heads' when it is tuned: F starts trained, the heads do not."""
 STEPS_PER_EPOCH = 500
 """Gap between the ensembled checkpoints (Sec. 3), used as the epoch length."""
 
@@ -166,8 +170,9 @@ class SeverityTask:
     @property
     def defaults(self) -> dict:
         return {
-            "model": {"size": "light", "embed": None, "vit": None},
-            "params": {"embed_weights": None, "labelled_fraction": 1.0, "unlabelled": self.mode,
+            "model": {"size": "light", "embed": None, "vit": None, "tune_embed": False},
+            "params": {"embed_weights": None, "embed_lr_factor": EMBED_LR_FACTOR,
+                       "labelled_fraction": 1.0, "unlabelled": self.mode,
                        "steps_per_epoch": STEPS_PER_EPOCH, "ensemble": ENSEMBLE_MEMBERS,
                        "first_step": cxr_selftrain.FIRST_STEP, "every": cxr_selftrain.EVERY,
                        "increments": cxr_selftrain.INCREMENTS},
@@ -191,6 +196,15 @@ class SeverityTask:
                                  "cxr-embed with this config's preprocess section")
             copy_weights(model.embed, loaded.model.embed, f"embedding weights {source}")
         return model
+
+    def parameter_groups(self, model, config: dict) -> list[dict]:
+        """The optimiser's groups: the heads at the base rate, F (when tuned) at ``embed_lr_factor`` of it."""
+        heads = [p for name, p in model.named_parameters() if not name.startswith("embed.")]
+        groups = [{"params": heads}]
+        if config["model"].get("tune_embed"):
+            groups.append({"params": list(model.embed.parameters()),
+                           "lr": float(config["optim"]["lr"]) * float(config["params"]["embed_lr_factor"])})
+        return groups
 
     def prepare(self, data: TaskData, config: dict) -> None:
         params = config["params"]
@@ -231,14 +245,15 @@ class SeverityTask:
         return batches
 
     def _cached(self, model, split: str, device) -> dict:
-        """The split's tensors on ``device`` with F's features, computed once (F is frozen)."""
+        """The split's tensors on ``device``, with F's features computed once when F is frozen."""
         import torch
 
         if split not in self.cache:
             tensors = _tensors(self.arrays[split], device)
-            with torch.no_grad():
-                tensors["features"] = torch.cat([model.features(tensors["images"][i:i + 16], tensors["masks"][i:i + 16])
-                                                 for i in range(0, len(tensors["images"]), 16)])
+            if not model.tune_embed:
+                with torch.no_grad():
+                    tensors["features"] = torch.cat([model.features(tensors["images"][i:i + 16], tensors["masks"][i:i + 16])
+                                                     for i in range(0, len(tensors["images"]), 16)])
             self.cache[split] = tensors
         return self.cache[split]
 
@@ -261,7 +276,9 @@ class SeverityTask:
 
     @staticmethod
     def _arrays(model, tensors: dict, index, trained_only: bool = False):
-        probability = model(tensors["masks"][index], features=tensors["features"][index], trained_only=trained_only)
+        """ROI max-pooled 3x2 arrays of the studies ``index``, from cached features or, with F tuned, the images."""
+        inputs = {"features": tensors["features"][index]} if "features" in tensors else {"image": tensors["images"][index]}
+        probability = model(tensors["masks"][index], trained_only=trained_only, **inputs)
         return roi_max_pool(probability[:, 0].float(), tensors["regions"][index])
 
     def training_step(self, model, batch, config: dict, device) -> dict:
