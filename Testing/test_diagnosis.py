@@ -12,7 +12,8 @@ import SimpleITK as sitk
 
 from covidweak.cli import main
 from covidweak.diagnosis.aggregate import choose_top_k, describe, patient_probability, top_slices
-from covidweak.diagnosis.metrics import (auc, binary_metrics, bootstrap_intervals, class_metrics, confusion_matrix,
+from covidweak.metrics import roc_auc
+from covidweak.diagnosis.metrics import (binary_metrics, bootstrap_intervals, class_metrics, confusion_matrix,
                                          plain_accuracy)
 from covidweak.diagnosis.model import CLASSES, METHOD, build_diagnosis_model
 from covidweak.errors import InputError, ModelError
@@ -69,9 +70,9 @@ def test_binary_metrics_and_auc_by_hand():
     assert m["accuracy"] == pytest.approx(5 / 7) and m["precision"] == pytest.approx(2 / 3)
     assert m["sensitivity"] == pytest.approx(2 / 3) and m["specificity"] == pytest.approx(3 / 4)
     # pairs (positive, negative): 0.9 beats both, 0.4 beats 0.1 and loses to 0.6 -> 3/4; a tie counts 1/2
-    assert auc(np.array([1, 1, 0, 0], bool), np.array([0.9, 0.4, 0.6, 0.1])) == pytest.approx(0.75)
-    assert auc(np.array([1, 0], bool), np.array([0.5, 0.5])) == pytest.approx(0.5)
-    assert np.isnan(auc(np.array([1, 1], bool), np.array([0.2, 0.3])))
+    assert roc_auc(np.array([1, 1, 0, 0], bool), np.array([0.9, 0.4, 0.6, 0.1])) == pytest.approx(0.75)
+    assert roc_auc(np.array([1, 0], bool), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert np.isnan(roc_auc(np.array([1, 1], bool), np.array([0.2, 0.3])))
 
 
 def test_three_way_overall_is_the_class_mean_and_binary_the_positive_class():

@@ -1,4 +1,5 @@
-"""Overlap and volume measures for label images (numpy arrays or SimpleITK images)."""
+"""Overlap and volume measures for label images (numpy arrays or SimpleITK images), and the
+area under the ROC curve every evaluation reports."""
 
 from __future__ import annotations
 
@@ -39,3 +40,16 @@ def label_volumes_ml(labels, spacing, ids) -> dict[int, float]:
     array = _array(labels)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     return {int(i): int(np.count_nonzero(array == i)) * voxel_ml for i in ids}
+
+
+def roc_auc(truth, score) -> float:
+    """Area under the ROC curve (scikit-learn's; ties count one half), NaN when only one class is present.
+
+    truth: (N,) bool or 0/1; score: (N,) float.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    truth = np.asarray(truth).astype(bool)
+    if truth.all() or not truth.any():
+        return float("nan")
+    return float(roc_auc_score(truth, np.asarray(score, dtype=float)))

@@ -19,6 +19,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..metrics import roc_auc
+
 METRICS = ("accuracy", "precision", "sensitivity", "specificity", "auc")
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -26,22 +28,6 @@ CONFIDENCE = 0.95
 
 def _ratio(num: int, den: int) -> float:
     return num / den if den else float("nan")
-
-
-def auc(truth: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (ties count one half); NaN when only one class is present.
-
-    truth: (N,) bool; score: (N,) float.
-    """
-    truth = np.asarray(truth, bool)
-    score = np.asarray(score, float)
-    positive, negative = score[truth], score[~truth]
-    if positive.size == 0 or negative.size == 0:
-        return float("nan")
-    # Mann-Whitney U: the chance a random positive outranks a random negative.
-    greater = (positive[:, None] > negative[None, :]).sum()
-    ties = (positive[:, None] == negative[None, :]).sum()
-    return float((greater + 0.5 * ties) / (positive.size * negative.size))
 
 
 def binary_metrics(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray) -> dict[str, float]:
@@ -52,7 +38,7 @@ def binary_metrics(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray) 
     fp = int(np.count_nonzero(~truth & predicted))
     fn = int(np.count_nonzero(truth & ~predicted))
     return {"accuracy": _ratio(tp + tn, truth.size), "precision": _ratio(tp, tp + fp),
-            "sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp), "auc": auc(truth, score)}
+            "sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp), "auc": roc_auc(truth, score)}
 
 
 def plain_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:

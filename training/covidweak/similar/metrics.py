@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..metrics import roc_auc
 
 
 def detection_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float = 0.5) -> dict[str, float]:
@@ -39,7 +40,7 @@ def detection_metrics(labels: Sequence[int], scores: Sequence[float], threshold:
     sensitivity, precision = ratio(tp, tp + fn), ratio(tp, tp + fp)
     f1 = ratio(2 * tp, 2 * tp + fp + fn)
     return {"sensitivity": sensitivity, "specificity": ratio(tn, tn + fp), "precision": precision, "f1": f1,
-            "accuracy": ratio(tp + tn, labels.size), "auc": auc(labels, scores)}
+            "accuracy": ratio(tp + tn, labels.size), "auc": roc_auc(labels, scores)}
 
 
 STUDY_TOP_FRACTION = 0.25
@@ -54,16 +55,6 @@ def study_probability(slice_probabilities: Sequence[float]) -> float:
     if values.size == 0:
         raise InputError("a study without lung slices has no COVID-19 probability")
     return float(values[: max(1, int(np.ceil(STUDY_TOP_FRACTION * values.size)))].mean())
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve as the probability a positive outscores a negative (ties count half); NaN for one class."""
-    positives, negatives = scores[labels == 1], scores[labels == 0]
-    if positives.size == 0 or negatives.size == 0:
-        return float("nan")
-    greater = (positives[:, None] > negatives[None, :]).sum()
-    ties = (positives[:, None] == negatives[None, :]).sum()
-    return float((greater + 0.5 * ties) / (positives.size * negatives.size))
 
 
 def precision_at_k(relevant: Sequence[bool], k: int) -> float:
