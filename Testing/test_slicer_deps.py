@@ -22,7 +22,7 @@ from covidweak.slicer_deps import (
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "training" / "pyproject.toml"
 
-SLICER_BASE = {"SimpleITK": "2.5.7", "numpy": "2.4.6", "torch": "2.13.0+cpu"}
+SLICER_BASE = {"SimpleITK": "2.5.7", "numpy": "2.4.6", "packaging": "24.2", "torch": "2.13.0+cpu"}
 """What a recent Slicer with the PyTorch extension already has."""
 
 
@@ -88,7 +88,7 @@ def test_fresh_slicer_installs_every_pip_requirement_and_keeps_its_own():
     plan = plan_install(SLICER_BASE)
     assert plan.install == list(PIP_REQUIREMENTS)
     assert plan.torch is None
-    assert plan.slicer_provided == {"simpleitk": "2.5.7", "numpy": "2.4.6"}
+    assert plan.slicer_provided == {"simpleitk": "2.5.7", "numpy": "2.4.6", "packaging": "24.2"}
     assert not plan.problems and not plan.replace
 
 
@@ -178,7 +178,7 @@ class Recorder:
 
 
 def test_ensure_installs_torch_first_then_pins_it_for_pip():
-    rec = Recorder({"SimpleITK": "2.5.7", "numpy": "2.4.6"})
+    rec = Recorder({"SimpleITK": "2.5.7", "numpy": "2.4.6", "packaging": "24.2"})
     plan = rec.run()
     assert rec.torch_calls == [TORCH_REQUIREMENT]
     assert len(rec.questions) == 1 and "PyTorch" in rec.questions[0]

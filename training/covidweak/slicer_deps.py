@@ -21,7 +21,6 @@ the decisions are testable without Slicer.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ torch and the Slicer-provided packages by a test, so the two never drift."""
 TORCH_REQUIREMENT = "torch>=2.11,<2.15"
 """Handed to PyTorchUtils; the range matches pyproject (Slicer brings its own build)."""
 
-SLICER_PROVIDED = {"simpleitk": ">=2.0", "numpy": ">=2.0"}
+SLICER_PROVIDED = {"simpleitk": ">=2.0", "numpy": ">=2.0", "packaging": ">=22"}
 """Packages Slicer ships and covidweak never installs, with the oldest versions it works with."""
 
 PROTECTED = ("simpleitk", "numpy", "torch")
@@ -67,72 +66,44 @@ class DependencyError(CovidWeakError):
 # ---------------------------------------------------------------- versions
 
 
+# The version logic below is ``packaging``'s, as pip's is. Slicer ships it; it is imported inside
+# each function because this module is loaded before any dependency is checked.
+
+
 def normalize_name(name: str) -> str:
     """PEP 503 name: case-insensitive, runs of ``-_.`` equal."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    from packaging.utils import canonicalize_name
 
-
-_VERSION = re.compile(r"^\s*v?(\d+(?:\.\d+)*)(?:[-_.]?(a|b|c|rc|alpha|beta|pre|dev)[-_.]?(\d*))?(\.post\d+)?(\+.*)?\s*$",
-                      re.IGNORECASE)
-
-
-def parse_version(text: str) -> tuple:
-    """A sortable key for a version string: release numbers, then final after pre-releases.
-
-    Local labels (``+cpu``, ``+cu121``) are ignored, as PEP 440 does when the
-    specifier has none. Raises ValueError for strings that are not versions.
-    """
-    match = _VERSION.match(text)
-    if not match:
-        raise ValueError(f"not a version: {text!r}")
-    release = tuple(int(part) for part in match.group(1).split("."))
-    pre = match.group(2)
-    # (0, n) sorts a pre-release before the final release (1, 0).
-    stage = (0, int(match.group(3) or 0)) if pre else (1, 0)
-    return release, stage
-
-
-def _compare(a: tuple, b: tuple) -> int:
-    (ra, sa), (rb, sb) = a, b
-    width = max(len(ra), len(rb))
-    ra, rb = ra + (0,) * (width - len(ra)), rb + (0,) * (width - len(rb))
-    key_a, key_b = (ra, sa), (rb, sb)
-    return (key_a > key_b) - (key_a < key_b)
-
-
-_SPECIFIER = re.compile(r"^\s*(==|!=|>=|<=|>|<|~=)\s*([^\s,;]+)\s*$")
+    return canonicalize_name(name)
 
 
 def satisfies(version: str, specifier: str) -> bool:
-    """Whether ``version`` meets a comma-separated specifier such as ``>=2.11,<2.15``."""
-    have = parse_version(version)
-    for clause in filter(None, (part.strip() for part in specifier.split(","))):
-        match = _SPECIFIER.match(clause)
-        if not match:
-            raise ValueError(f"unsupported version specifier: {clause!r}")
-        op, target = match.groups()
-        if op == "~=":
-            # ~=X.Y.Z means >=X.Y.Z and the same X.Y prefix.
-            release = parse_version(target)[0]
-            if len(release) < 2:
-                raise ValueError(f"'~=' needs at least two version parts: {clause!r}")
-            upper = (release[:-2] + (release[-2] + 1,), (0, 0))
-            ok = _compare(have, parse_version(target)) >= 0 and _compare(have, upper) < 0
-        else:
-            order = _compare(have, parse_version(target))
-            ok = {"==": order == 0, "!=": order != 0, ">=": order >= 0, "<=": order <= 0,
-                  ">": order > 0, "<": order < 0}[op]
-        if not ok:
-            return False
-    return True
+    """Whether ``version`` meets a PEP 440 specifier such as ``>=2.11,<2.15`` (``packaging``'s rules).
+
+    A pre-release counts like any version (it sorts before its final release), and a local
+    label (``+cpu``, ``+cu121``) is ignored when the specifier has none. Raises ValueError
+    for a string that is not a version or a specifier.
+    """
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return SpecifierSet(specifier).contains(Version(version), prereleases=True)
+    except (InvalidVersion, InvalidSpecifier) as error:
+        raise ValueError(str(error)) from None
 
 
 def parse_requirement(text: str) -> tuple[str, str]:
-    """``"scikit-image==0.26.0"`` -> ``("scikit-image", "==0.26.0")``. No extras or markers."""
-    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*?)\s*$", text)
-    if not match or any(ch in text for ch in "[;@"):
+    """``"scikit-image==0.26.0"`` -> ``("scikit-image", "==0.26.0")``. No extras, markers or URLs."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        raise ValueError(f"unsupported requirement: {text!r}") from None
+    if requirement.extras or requirement.marker or requirement.url:
         raise ValueError(f"unsupported requirement: {text!r}")
-    return match.group(1), match.group(2).replace(" ", "")
+    return requirement.name, str(requirement.specifier)
 
 
 # ---------------------------------------------------------------- decisions
