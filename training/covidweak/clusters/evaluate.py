@@ -123,23 +123,23 @@ def hit_rates(records: Sequence, loaded, cam_loaded, device, batch_size: int, pr
         truth = sitk.GetArrayFromImage(to_canonical(read_image(record.lesion_mask_path))) * (lung_array > 0)
         todo = np.flatnonzero(truth.reshape(len(truth), -1).any(axis=1))
         box = input_box(loaded.preprocess, lung_array, spacing_yx)
+        min_pixels = int(np.ceil(MIN_BOXED_MM2 / float(np.prod(spacing_yx))))
         for centres in batches(todo, batch_size):
             found = detect_slices(loaded.model, loaded.preprocess, hu, lung_array, centres, box, device, spacing_yx)
             cams = cam_maps(cam_loaded, hu, lung_array, centres, spacing_yx, device) if cam_loaded is not None else None
-            min_pixels = int(np.ceil(MIN_BOXED_MM2 / float(np.prod(spacing_yx))))
             for b, z in enumerate(centres):
                 inside = lung_cells(loaded.preprocess, lung_array[z], found[b].lahm_shape, box)
                 ceiling = perfect_map(truth[z], found[b].lahm_shape, box, inside,
                                       region_split(loaded.preprocess, hu[z], lung_array[z], spacing_yx))
-                for key, suffix, gt in (("all", "", truth_components(truth[z])),
-                                        ("boxed", f", {boxed}", truth_components(truth[z], min_pixels))):
+                every = truth_components(truth[z])
+                for key, suffix, gt in (("all", "", every), ("boxed", f", {boxed}", truth_components(truth[z], min_pixels))):
                     hits, n = slice_hits(found[b].regions, found[b].lam, gt)
                     counts["LAM" + suffix] += hits
                     counts["perfect map" + suffix] += slice_hits(*ceiling, gt)[0]
                     lesions[key] += n
                 if cams is not None:
                     cam = cams[b] * (lung_array[z] > 0)
-                    counts["CAM"] += slice_hits(cam_regions(cam), cam, truth_components(truth[z]))[0]
+                    counts["CAM"] += slice_hits(cam_regions(cam), cam, every)[0]
     shown = [name for name in names if name != "CAM" or cam_loaded is not None]
     return {name: hit_rate_table(counts[name], lesions["boxed" if boxed in name else "all"]) for name in shown}
 
