@@ -175,7 +175,7 @@ def test_interrupted_image_write_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_interrupted_text_write_keeps_the_old_file(tmp_path, monkeypatch):
-    from covidweak.weakseg import outputs
+    from covidweak.io.atomic import write_text
 
     target = tmp_path / "summary.json"
     target.write_text("old")
@@ -185,7 +185,7 @@ def test_interrupted_text_write_keeps_the_old_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", fail_at_rename)
     with pytest.raises(KeyboardInterrupt):
-        outputs.write_text(target, "new")
+        write_text(target, "new")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 

@@ -54,6 +54,7 @@ def sample_path(sample: PhantomSample, cache_dir=None) -> Path:
     """The sample's CT file, generated and written (atomically) when not cached yet."""
     import SimpleITK as sitk
 
+    from covidweak.io.atomic import replacing
     from covidweak.phantom import PhantomConfig, generate_study
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -62,11 +63,6 @@ def sample_path(sample: PhantomSample, cache_dir=None) -> Path:
         return path
     folder.mkdir(parents=True, exist_ok=True)
     study = generate_study(sample.seed, 0, sample.pattern, config=PhantomConfig(size=sample.size, slices=sample.slices))
-    handle, temp = tempfile.mkstemp(prefix=f".{sample.name}.", suffix=".nrrd", dir=folder)
-    os.close(handle)
-    try:
-        sitk.WriteImage(study.ct, temp, useCompression=True)
-        os.replace(temp, path)  # a half-written file never looks cached
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    with replacing(path, suffix=".nrrd") as temp:  # a half-written file never looks cached
+        sitk.WriteImage(study.ct, str(temp), useCompression=True)
     return path

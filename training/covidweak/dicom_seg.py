@@ -13,14 +13,13 @@ segments carry.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .io.atomic import replacing
 
 LESION_CODE = ("52988006", "SCT", "Lesion")
 CATEGORY_CODE = ("49755003", "SCT", "Morphologically abnormal structure")
@@ -89,13 +88,8 @@ def write_dicom_seg(mask: sitk.Image, series_folder: Path, out_path: Path, algor
         series_description="COVID-19 lesions (research use only)",
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(handle)
-    try:
+    with replacing(out_path) as temp:
         segmentation.save_as(temp)
-        os.replace(temp, out_path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
     return out_path
 
 

@@ -75,26 +75,18 @@ def table_node_rows(node) -> tuple[list[str], list[list]]:
 
 
 def write_table_csv(node, path) -> None:
-    """Write a table node as CSV, atomically (temp file + os.replace); an existing file is replaced."""
+    """Write a table node as CSV, atomically; an existing file is replaced."""
     import csv
     import io
-    import os
-    import tempfile
-    from pathlib import Path
 
-    path = Path(path)
+    from .io.atomic import write_text
+
     columns, rows = table_node_rows(node)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     writer.writerows(rows)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            stream.write(buffer.getvalue())
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    write_text(path, buffer.getvalue())
 
 
 def ramp_color(value: float, ramp) -> tuple[float, float, float]:

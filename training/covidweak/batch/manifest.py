@@ -17,7 +17,7 @@ CASE_FILE = "case.json"
 def write_manifest(folder: Path, manifest: dict, outputs: dict) -> dict:
     """``manifest`` plus ``outputs`` ({key: file name in ``folder``}) with their sha256, written as case.json."""
     from ..models.weights import sha256_of
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     folder = Path(folder)
     manifest = dict(manifest, outputs={key: {"file": name, "sha256": sha256_of(folder / name)}

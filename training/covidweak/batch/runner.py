@@ -77,7 +77,7 @@ def prepare_output(out: Path, options: BatchOptions) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     write_text(Path(path), text)
 

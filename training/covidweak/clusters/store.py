@@ -15,8 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,18 +76,13 @@ def lesions_csv_text(rows: list[dict]) -> str:
 
 def save_model(folder: Path, model: ClusterModel, rows: list[dict], overwrite: bool = False) -> None:
     """Write the three files of a model folder, each atomically."""
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import replacing, write_text
 
     folder = Path(folder)
     refuse_existing(model_paths(folder), overwrite)
     folder.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{ARRAYS_NAME}.", suffix=".npz", dir=folder)
-    os.close(handle)
-    try:
+    with replacing(folder / ARRAYS_NAME, suffix=".npz") as temp:
         np.savez(temp, **{key: getattr(model, key) for key in ARRAY_KEYS})
-        os.replace(temp, folder / ARRAYS_NAME)
-    finally:
-        Path(temp).unlink(missing_ok=True)
     info = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, **model.info,
             "k": int(model.centres.shape[0]), "feature_size": model.feature_size}
     write_text(folder / INFO_NAME, json.dumps(info, indent=2) + "\n")

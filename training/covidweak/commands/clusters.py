@@ -92,7 +92,7 @@ def apply(args) -> int:
     from ..io import read_ct, read_image, write_image
     from ..models import load_weights
     from ..progress import tqdm_progress
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     refuse_existing([args.out / LESIONS_NAME, args.out / LABELS_NAME], args.overwrite)
     model = load_model(args.model)

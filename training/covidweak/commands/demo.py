@@ -124,7 +124,7 @@ def run(args) -> int:
     from ..demo import stages
     from ..phantom import PhantomConfig, generate_dataset
     from ..progress import tqdm_progress
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
     from .clusters import parse_k
 
     out: Path = args.out

@@ -46,7 +46,7 @@ def run(args) -> int:
     from ..diagnosis.evaluate import evaluate_models, markdown_tables
     from ..errors import InputError
     from ..progress import tqdm_progress
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     if args.out.exists() and not args.overwrite:
         raise InputError(f"report {args.out} already exists: choose another --out or pass --overwrite")

@@ -34,7 +34,7 @@ def run(args) -> int:
     from ..errors import InputError
     from ..progress import tqdm_progress
     from ..similar.evaluate import evaluate_ducn, markdown_tables
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     if args.out.exists() and not args.overwrite:
         raise InputError(f"report {args.out} already exists: choose another --out or pass --overwrite")

@@ -58,7 +58,7 @@ def run(args) -> int:
     from ..models import load_weights
     from ..progress import tqdm_progress
     from ..weakseg.evaluate import select_records
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     if args.out.exists() and not args.overwrite:
         raise InputError(f"report {args.out} already exists: choose another --out or pass --overwrite")

@@ -44,7 +44,7 @@ def run(args) -> int:
     from ..models import METHODS
     from ..progress import tqdm_progress
     from ..weakseg.evaluate import chosen_t_fg, evaluate_methods, markdown_table, read_validation_report
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:

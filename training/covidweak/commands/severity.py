@@ -81,7 +81,7 @@ def run_cxr_command(args) -> int:
     from ..models.weights import load_weights
     from ..progress import tqdm_progress
     from ..severity.cxr_infer import as_image, result_json, run_cxr
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     if args.from_segment is not None:
         raise InputError(f"--from-segment is for CTs, but {args.image.name} is a radiograph: leave it out")

@@ -43,7 +43,7 @@ def run(args) -> int:
     from ..progress import tqdm_progress
     from ..similar.embed import embed_study
     from ..similar.library import load_ducn, similar_cases, similar_document
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     # Refuse cheap mistakes before reading a CT and running a network.
     if args.out.exists() and not args.overwrite:

@@ -145,7 +145,7 @@ def slices_csv_text(result: DiagnosisResult) -> str:
 
 def write_outputs(result: DiagnosisResult, model, out_dir: Path, runtime_s: float, overwrite: bool = False) -> dict[str, Path]:
     """Write diagnosis.json and slices.csv atomically into ``out_dir`` (created)."""
-    from ..weakseg.outputs import write_text
+    from ..io.atomic import write_text
 
     paths = check_writable(out_dir, overwrite)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io.atomic import write_text
 
 FORMAT_NAME = "covidweak-case-index"
 FORMAT_VERSION = 1
@@ -93,30 +94,9 @@ def cache_name(generation: int, slices: int) -> str:
     return f"faiss-{generation}-{slices}.ivf"
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; Windows cannot open directories, and there os.replace suffices.
-    if os.name == "posix":
-        handle = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-
-
 def write_header(folder: Path, header: Header) -> None:
     """Atomically replace ``index.json`` (the commit point of every change)."""
-    # Not mkstemp: its files are private (0600), and the header must be as readable as the other files.
-    temp = folder / f".{HEADER_NAME}.{os.getpid()}.tmp"
-    try:
-        with open(temp, "w", encoding="utf-8") as stream:
-            json.dump(header.to_json(), stream, indent=2)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, folder / HEADER_NAME)
-        _fsync_dir(folder)
-    finally:
-        temp.unlink(missing_ok=True)
+    write_text(folder / HEADER_NAME, json.dumps(header.to_json(), indent=2) + "\n", durable=True)
 
 
 def study_rows_bytes(studies: list[dict]) -> bytes:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
 import SimpleITK as sitk
 
 from ..errors import InputError
+from .atomic import replacing
 from .integrity import check_nifti_complete, check_nifti_finite
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -117,41 +117,23 @@ def write_image(image: sitk.Image, path: PathLike, overwrite: bool = False) -> P
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # The temporary name keeps the real extension because SimpleITK picks the writer from it.
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+        with replacing(path, suffix=f".tmp{suffix}", overwrite=overwrite) as temp:
+            _write_complete(image, temp, path, suffix)
     except OSError as error:  # read-only or full file system, no permission
         raise InputError(f"cannot write {path}: {error.strerror}; check the folder is writable and has space") from None
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        try:
-            sitk.WriteImage(image, str(temp), useCompression=suffix != ".nii")
-        except RuntimeError as error:
-            raise InputError(f"cannot write {path}: {itk_reason(error)}; check the folder is writable and has space") from None
-        if suffix in (".nii", ".nii.gz"):
-            # ITK's NIfTI writer reports a short write (full disk) on stderr only and returns normally.
-            try:
-                check_nifti_complete(temp)
-            except InputError:
-                raise InputError(f"cannot write {path}: the file came out incomplete; "
-                                 "check the folder is writable and has space") from None
-        if overwrite:
-            os.replace(temp, path)
-        else:
-            _link_without_overwrite(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return path
 
 
-def _link_without_overwrite(temp: Path, path: Path) -> None:
-    """Move ``temp`` to ``path`` unless ``path`` appeared meanwhile (e.g. another process wrote it)."""
+def _write_complete(image: sitk.Image, temp: Path, path: Path, suffix: str) -> None:
+    """Write ``image`` to ``temp`` and check that all of it arrived; ``path`` names the target in errors."""
     try:
-        os.link(temp, path)
-    except FileExistsError:
-        raise InputError(f"{path} already exists: choose another name or allow overwriting") from None
-    except OSError:
-        # Some file systems (FAT, some network shares) have no hard links; the
-        # existence check above is then the only guard.
-        if path.exists():
-            raise InputError(f"{path} already exists: choose another name or allow overwriting") from None
-        os.replace(temp, path)
+        sitk.WriteImage(image, str(temp), useCompression=suffix != ".nii")
+    except RuntimeError as error:
+        raise InputError(f"cannot write {path}: {itk_reason(error)}; check the folder is writable and has space") from None
+    if suffix in (".nii", ".nii.gz"):
+        # ITK's NIfTI writer reports a short write (full disk) on stderr only and returns normally.
+        try:
+            check_nifti_complete(temp)
+        except InputError:
+            raise InputError(f"cannot write {path}: the file came out incomplete; "
+                             "check the folder is writable and has space") from None

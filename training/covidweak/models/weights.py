@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ModelError
+from ..io.atomic import replacing
 
 FORMAT = "covidweak-weights"
 FORMAT_VERSION = 1
@@ -103,13 +103,8 @@ def save_weights(path: Path, model, method: str, arch: dict, preprocess: dict, i
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method, "arch": dict(arch),
                "preprocess": dict(preprocess), "info": dict(info or {}), "state_dict": state}
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with replacing(path) as temp:
         torch.save(payload, temp)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
     return sha256_of(path)
 
 

@@ -215,7 +215,8 @@ def run_ct_severity(args) -> int:
     """
     from ..io import write_image
     from ..progress import tqdm_progress
-    from ..weakseg.outputs import check_writable, write_text
+    from ..io.atomic import write_text
+    from ..weakseg.outputs import check_writable
 
     start = time.perf_counter()
     paths = check_writable(args.out, args.overwrite, OUTPUT_FILES)

@@ -10,13 +10,12 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..io.atomic import replacing
 
 FORMAT = "covidweak-checkpoint"
 FORMAT_VERSION = 1
@@ -62,22 +61,8 @@ def atomic_save(payload: Any, path: Path) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
-    # The rename itself must reach the disk before the old file counts as replaced.
-    if hasattr(os, "O_DIRECTORY"):
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    with replacing(path, durable=True) as temp:
+        torch.save(payload, temp)
 
 
 def make_checkpoint(task_name: str, model, optimizer, scheduler, config: dict, position: dict,

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 from .. import __version__
 from ..errors import InputError
+from ..io.atomic import replacing, write_text
 from ..models.weights import REGISTRY_NAME, models_dir, read_registry, save_weights, sha256_of
 from .checkpoint import load_checkpoint
 from .config import read_yaml
@@ -34,13 +33,7 @@ def _epoch_metrics(folder: RunFolder, epoch: int) -> dict[str, float]:
 
 
 def _write_registry(folder: Path, registry: dict) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{REGISTRY_NAME}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(registry, indent=2) + "\n")
-        os.replace(temp, folder / REGISTRY_NAME)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    write_text(folder / REGISTRY_NAME, json.dumps(registry, indent=2) + "\n")
 
 
 def split_record(config: dict) -> dict:
@@ -129,9 +122,8 @@ def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optio
         "covidweak_version": __version__,
         "git_commit": info.get("git_commit"),
     }
-    # Written under a temporary name first: an oversized file must not replace a good one.
-    staging = folder / f".{file_name}.export"
-    try:
+    # An oversized file must not replace a good one: the size is checked before the rename.
+    with replacing(folder / file_name) as staging:
         save_weights(staging, model, spec.method, spec.arch, preprocess,
                      info={**{k: entry[k] for k in ("task", "epoch", "metrics", "training_data", "created")},
                            **split_record(payload["config"])}, half=half)
@@ -140,9 +132,6 @@ def export_run(run_dir: Path, name: str, checkpoint: str = "best", folder: Optio
             hint = "train a lighter model" if half else "pass --half or train a lighter model"
             raise InputError(f"weight file would be {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB "
                              f"limit: {hint}")
-        os.replace(staging, folder / file_name)
-    finally:
-        staging.unlink(missing_ok=True)
     entry["sha256"] = sha256_of(folder / file_name)
     entry["size_bytes"] = size
     registry["models"] = [e for e in registry["models"] if e not in clash] + [entry]

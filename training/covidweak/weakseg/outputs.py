@@ -17,12 +17,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 from ..errors import InputError
+from ..io.atomic import write_text
 from .infer import T_BG, T_FG, SegmentResult
 from .lesions import LESION_COLUMNS
 
@@ -55,16 +54,6 @@ def lesions_csv_text(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return stream.getvalue()
-
-
-def write_text(path: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
 
 
 def write_outputs(result: SegmentResult, out_dir: Path, overwrite: bool = False) -> dict[str, Path]:
