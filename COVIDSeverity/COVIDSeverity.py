@@ -12,7 +12,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from covidweak.slicer_panel import PanelController, WidgetBinding
+from covidweak.slicer.panel import setup_module_panel
 from COVIDSeverityLib import COVIDSeverityLogic
 
 BOUND_WIDGETS = {
@@ -51,34 +51,21 @@ class COVIDSeverityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
-        panel = slicer.util.loadUI(self.resourcePath("UI/COVIDSeverity.ui"))
-        self.layout.addWidget(panel)
-        self.ui = slicer.util.childWidgetVariables(panel)
-        panel.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = COVIDSeverityLogic(work_dir=slicer.app.temporaryPath)
-        self.panel = PanelController(self.ui.statusLabel, self.ui.progressBar, self.ui.cancelButton,
-                                     process_events=slicer.app.processEvents)
-        self.binding = WidgetBinding(lambda: self.logic.parameters,
-                                     {name: getattr(self.ui, widget) for name, widget in BOUND_WIDGETS.items()},
-                                     on_error=lambda message: self.panel.show_status(message, error=True))
-        self.binding.connect()
+        setup_module_panel(self, "COVIDSeverity", COVIDSeverityLogic(work_dir=slicer.app.temporaryPath), BOUND_WIDGETS)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
         self.ui.opacitySlider.connect("valueChanged(double)", lambda value: self.panel.attempt(self.logic.set_opacity))
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
-        self.ui.cancelButton.connect("clicked(bool)", self.panel.cancel)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneChanged)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneChanged)
         self.onSceneChanged()
 
     def cleanup(self):
         self.removeObservers()
+        self.binding.release()
         if self.plotView is not None:
             self.plotView.disconnect("dataSelected(vtkStringArray*, vtkCollection*)", self.onPlotPointsSelected)
 
     def onSceneChanged(self, caller=None, event=None):
-        self.binding.update_widgets()
+        self.binding.observe()
         self.onInputChanged(self.ui.inputVolumeSelector.currentNode())
         self.showResults()
 
@@ -155,6 +142,9 @@ class COVIDSeverityTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
+        from covidweak.slicer.deps import ensure_dependencies
+
+        ensure_dependencies()  # torch and the rest first, as the panel does before its first action
         self.setUp()
         self.test_score_phantom_cxr_and_ct()
 
@@ -165,7 +155,7 @@ class COVIDSeverityTest(ScriptedLoadableModuleTest):
         import torch
         from covidweak.diagnosis.model import METHOD, build_diagnosis_model
         from covidweak.models import build_model, save_weights
-        from covidweak.mrml import volume_node_from_image
+        from covidweak.slicer.mrml import volume_node_from_image
         from covidweak.phantom import PhantomConfig, generate_study
 
         self.delayDisplay("Building a phantom CT and chest X-ray, and random-weight networks")

@@ -12,7 +12,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from covidweak.slicer_panel import PanelController, WidgetBinding
+from covidweak.slicer.panel import setup_module_panel
 from COVIDSimilarCaseLib import COVIDSimilarCaseLogic
 
 BOUND_WIDGETS = {
@@ -50,18 +50,7 @@ class COVIDSimilarCaseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
-        panel = slicer.util.loadUI(self.resourcePath("UI/COVIDSimilarCase.ui"))
-        self.layout.addWidget(panel)
-        self.ui = slicer.util.childWidgetVariables(panel)
-        panel.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = COVIDSimilarCaseLogic(work_dir=slicer.app.temporaryPath)
-        self.panel = PanelController(self.ui.statusLabel, self.ui.progressBar, self.ui.cancelButton,
-                                     process_events=slicer.app.processEvents)
-        self.binding = WidgetBinding(lambda: self.logic.parameters,
-                                     {name: getattr(self.ui, widget) for name, widget in BOUND_WIDGETS.items()},
-                                     on_error=lambda message: self.panel.show_status(message, error=True))
-        self.binding.connect()
+        setup_module_panel(self, "COVIDSimilarCase", COVIDSimilarCaseLogic(work_dir=slicer.app.temporaryPath), BOUND_WIDGETS)
         self.ui.queryVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputsChanged)
         self.ui.indexDirectoryPathLineEdit.connect("currentPathChanged(QString)", self.onInputsChanged)
         self.ui.clusterModelPathLineEdit.connect("currentPathChanged(QString)", self.onInputsChanged)
@@ -70,16 +59,14 @@ class COVIDSimilarCaseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.clustersButton.connect("clicked(bool)", self.onClusters)
         self.ui.resultsTableView.connect("clicked(QModelIndex)", self.onResultClicked)
         self.ui.lesionTableView.connect("clicked(QModelIndex)", self.onLesionClicked)
-        self.ui.cancelButton.connect("clicked(bool)", self.panel.cancel)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneChanged)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneChanged)
         self.onSceneChanged()
 
     def cleanup(self):
         self.removeObservers()
+        self.binding.release()
 
     def onSceneChanged(self, caller=None, event=None):
-        self.binding.update_widgets()
+        self.binding.observe()
         self.onInputsChanged()
         self.showTables()
 
@@ -101,8 +88,7 @@ class COVIDSimilarCaseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onBuildIndex(self):
         if self.panel.run(lambda progress: self.logic.build_index(sync=False, progress=progress),
                           "Building the case index in a separate process...", lambda status: status):
-            self.binding.update_widgets()
-            self.onInputsChanged()
+            self.onInputsChanged()  # the new index folder is a parameter already shown by the binding
 
     def onSearch(self):
         volume = self.ui.queryVolumeSelector.currentNode()
@@ -157,6 +143,9 @@ class COVIDSimilarCaseTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
+        from covidweak.slicer.deps import ensure_dependencies
+
+        ensure_dependencies()  # torch and the rest first, as the panel does before its first action
         self.setUp()
         self.test_index_search_and_open_phantom_case()
 
@@ -164,7 +153,7 @@ class COVIDSimilarCaseTest(ScriptedLoadableModuleTest):
         import tempfile
         from pathlib import Path
 
-        from covidweak.mrml import volume_node_from_image
+        from covidweak.slicer.mrml import volume_node_from_image
         from covidweak.phantom import PhantomConfig, generate_dataset, generate_study
 
         import torch

@@ -15,7 +15,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from covidweak.slicer_panel import PanelController, WidgetBinding
+from covidweak.slicer.panel import setup_module_panel
 from COVIDWeakSegLib import COVIDWeakSegLogic
 
 BOUND_WIDGETS = {
@@ -74,18 +74,7 @@ class COVIDWeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
-        panel = slicer.util.loadUI(self.resourcePath("UI/COVIDWeakSeg.ui"))
-        self.layout.addWidget(panel)
-        self.ui = slicer.util.childWidgetVariables(panel)
-        panel.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = COVIDWeakSegLogic(work_dir=slicer.app.temporaryPath)
-        self.panel = PanelController(self.ui.statusLabel, self.ui.progressBar, self.ui.cancelButton,
-                                     process_events=slicer.app.processEvents)
-        self.binding = WidgetBinding(lambda: self.logic.parameters,
-                                     {name: getattr(self.ui, widget) for name, widget in BOUND_WIDGETS.items()},
-                                     on_error=lambda message: self.panel.show_status(message, error=True))
-        self.binding.connect()
+        setup_module_panel(self, "COVIDWeakSeg", COVIDWeakSegLogic(work_dir=slicer.app.temporaryPath), BOUND_WIDGETS)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
         for slider in (self.ui.foregroundThresholdSlider, self.ui.backgroundThresholdSlider):
             slider.connect("valueChanged(double)", lambda value: self.panel.attempt(self.logic.set_thresholds))
@@ -94,16 +83,14 @@ class COVIDWeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.createSegmentationButton.connect("clicked(bool)", self.onCreateSegmentation)
         self.ui.segmentLungsButton.connect("clicked(bool)", self.onSegmentLungs)
         self.ui.lesionTableView.connect("clicked(QModelIndex)", self.onLesionClicked)
-        self.ui.cancelButton.connect("clicked(bool)", self.panel.cancel)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneChanged)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneChanged)
         self.onSceneChanged()
 
     def cleanup(self):
         self.removeObservers()
+        self.binding.release()
 
     def onSceneChanged(self, caller=None, event=None):
-        self.binding.update_widgets()
+        self.binding.observe()
         self.onInputChanged(self.ui.inputVolumeSelector.currentNode())
         self.showResults()
 
@@ -142,10 +129,9 @@ class COVIDWeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSegmentLungs(self):
         volume = self.ui.inputVolumeSelector.currentNode()
-        node = self.panel.run(lambda progress: self.logic.segment_lungs(volume, progress=progress), "Segmenting lungs...",
-                              lambda node: self.logic.lungs_status(node, self.logic.last_lung_volumes_ml))
-        if node is not None:
-            self.binding.update_widgets()
+        # The new lung segmentation becomes the output parameter; the binding shows it in the selector.
+        self.panel.run(lambda progress: self.logic.segment_lungs(volume, progress=progress), "Segmenting lungs...",
+                       lambda node: self.logic.lungs_status(node, self.logic.last_lung_volumes_ml))
 
 
 class COVIDWeakSegTest(ScriptedLoadableModuleTest):
@@ -155,6 +141,9 @@ class COVIDWeakSegTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
+        from covidweak.slicer.deps import ensure_dependencies
+
+        ensure_dependencies()  # torch and the rest first, as the panel does before its first action
         self.setUp()
         self.test_phantom_lesion_workflow()
 
@@ -163,7 +152,7 @@ class COVIDWeakSegTest(ScriptedLoadableModuleTest):
 
         import torch
         from covidweak.models import build_model, save_weights
-        from covidweak.mrml import volume_node_from_image
+        from covidweak.slicer.mrml import volume_node_from_image
         from covidweak.phantom import PhantomConfig, generate_study
 
         self.delayDisplay("Building a phantom chest CT and random-weight networks")

@@ -40,7 +40,7 @@ def cam_weights(tmp_path_factory):
 
 @pytest.fixture
 def ct_volume(study, mrml_scene):
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     return volume_node_from_image(study.ct, scene=mrml_scene, name="phantom CT")
 
@@ -67,7 +67,7 @@ def ijk_to_ras(node) -> np.ndarray:
 def segment_voxels(segmentation_node, name: str) -> int:
     """Voxels of one segment, counted in an export of all segments (they share one labelmap layer)."""
     import SimpleITK as sitk
-    from covidweak.mrml import labels_from_segmentation_node
+    from covidweak.slicer.mrml import labels_from_segmentation_node
 
     labels = sitk.GetArrayViewFromImage(labels_from_segmentation_node(segmentation_node))
     segmentation = segmentation_node.GetSegmentation()

@@ -256,7 +256,7 @@ def test_full_disk_leaves_no_partial_file(small_disk, good_ct, capsys):
 
 
 def volume_node(scene, array: np.ndarray, spacing=None):
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     if array.ndim == 2:
         array = array[None]  # Slicer holds a 2-D image as a volume one slice thick

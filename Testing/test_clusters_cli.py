@@ -156,7 +156,7 @@ def test_evaluate_fecnn_writes_the_three_tables(phantom_dir, covid_weights, tmp_
 def test_apply_streams_json_progress_for_the_slicer_child_process(fitted, phantom_dir, covid_weights, tmp_path,
                                                                    capsys, monkeypatch):
     import covidweak.progress
-    from covidweak import progress_stream
+    from covidweak.slicer import progress_stream
 
     # progress_stream swaps the factory for good; registering the original restores it after the test.
     monkeypatch.setattr(covidweak.progress, "tqdm_progress", covidweak.progress.tqdm_progress)

@@ -58,14 +58,14 @@ def logic(mrml_scene, tmp_path, weights):
 
 
 def volume(study_image, scene, name):
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     return volume_node_from_image(study_image, scene=scene, name=name)
 
 
 def test_real_commands_on_a_radiograph_and_a_ct(logic, study, mrml_scene, tmp_path):
     import slicer
-    from covidweak.mrml_outputs import table_node_rows
+    from covidweak.slicer.outputs import table_node_rows
 
     cxr = volume(study.cxr, mrml_scene, "phantom CXR")
     created = logic.process(cxr, device="cpu")

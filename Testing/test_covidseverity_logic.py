@@ -123,14 +123,14 @@ def logic(mrml_scene, tmp_path):
 
 @pytest.fixture
 def ct_volume(study, mrml_scene):
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     return volume_node_from_image(study.ct, scene=mrml_scene, name="phantom CT")
 
 
 @pytest.fixture
 def cxr_volume(study, mrml_scene):
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     return volume_node_from_image(study.cxr, scene=mrml_scene, name="phantom CXR")
 
@@ -152,7 +152,7 @@ def ct_folders(study, tmp_path):
 
 
 def segment_voxels(node) -> dict[str, int]:
-    from covidweak.mrml import labels_from_segmentation_node
+    from covidweak.slicer.mrml import labels_from_segmentation_node
 
     labels = sitk.GetArrayFromImage(labels_from_segmentation_node(node))
     segmentation = node.GetSegmentation()
@@ -161,7 +161,7 @@ def segment_voxels(node) -> dict[str, int]:
 
 
 def column(table, name):
-    from covidweak.mrml_outputs import table_node_rows
+    from covidweak.slicer.outputs import table_node_rows
 
     columns, rows = table_node_rows(table)
     return [row[columns.index(name)] for row in rows]
@@ -172,7 +172,7 @@ def column(table, name):
 
 def test_cxr_probability_overlay_on_the_radiograph_grid(logic, cxr_volume, cxr_folder, mrml_scene):
     import slicer
-    from covidweak.mrml import ijk_to_ras_matrix
+    from covidweak.slicer.mrml import ijk_to_ras_matrix
 
     composite = mrml_scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
     created = logic.load_outputs(cxr_volume, cxr_folder[0])
@@ -207,7 +207,7 @@ def test_cxr_zone_lines_are_line_markups_at_the_reported_pixels(logic, cxr_volum
 
 
 def test_cxr_zone_array_table_and_segments_coloured_by_probability(logic, cxr_volume, cxr_folder, study):
-    from covidweak.mrml_outputs import ramp_color
+    from covidweak.slicer.outputs import ramp_color
 
     created = logic.load_outputs(cxr_volume, cxr_folder[0])
     report = cxr_folder[1]
@@ -255,7 +255,7 @@ def test_ct_zone_table_and_zone_segments(logic, ct_volume, ct_folders):
 
 
 def test_ct_diagnosis_table_and_per_slice_plot(logic, ct_volume, ct_folders):
-    from covidweak.mrml_outputs import plot_series_nodes
+    from covidweak.slicer.outputs import plot_series_nodes
 
     created = logic.load_outputs(ct_volume, *ct_folders[:2])
     assert column(created.diagnosis_table, "class") == ["covid", "cap", "normal"]
@@ -300,7 +300,7 @@ def test_ct_without_diagnosis_has_no_plot(logic, ct_volume, ct_folders):
 
 
 def test_outputs_never_replace_user_nodes_and_replace_only_ours(logic, ct_volume, ct_folders, mrml_scene):
-    from covidweak.mrml_outputs import plot_series_nodes
+    from covidweak.slicer.outputs import plot_series_nodes
 
     user_table = mrml_scene.AddNewNodeByClass("vtkMRMLTableNode", "phantom CT zone involvement")
     first = logic.load_outputs(ct_volume, *ct_folders[:2])
@@ -355,7 +355,7 @@ def test_export_writes_every_table_and_refuses_to_overwrite(logic, ct_volume, ct
 
 def test_in_process_runs_name_bad_commands_and_restore_the_progress_factory(tmp_path):
     import covidweak.progress as progress_module
-    from covidweak.child_process import run_covidweak
+    from covidweak.slicer.child_process import run_covidweak
     from covidweak.progress import Progress
 
     factory = progress_module.tqdm_progress

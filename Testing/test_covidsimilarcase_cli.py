@@ -22,7 +22,7 @@ if str(ROOT / "COVIDSimilarCase") not in sys.path:
     sys.path.insert(0, str(ROOT / "COVIDSimilarCase"))
 
 from COVIDSimilarCaseLib import COVIDSimilarCaseLogic  # noqa: E402
-from covidweak.mrml_outputs import table_node_rows  # noqa: E402
+from covidweak.slicer.outputs import table_node_rows  # noqa: E402
 from covidweak.progress import Progress  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def library(tmp_path_factory):
 def test_build_search_and_open_with_the_real_commands(library, mrml_scene, tmp_path):
     import slicer
     from covidweak.io import read_ct
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     folder, rows, weights = library
     logic = COVIDSimilarCaseLogic(mrml_scene, work_dir=str(tmp_path))
@@ -75,7 +75,7 @@ def test_build_search_and_open_with_the_real_commands(library, mrml_scene, tmp_p
 
 def test_single_slice_query_in_a_child_process(library, mrml_scene, tmp_path):
     from covidweak.io import read_ct
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     folder, rows, weights = library
     logic = COVIDSimilarCaseLogic(mrml_scene, work_dir=str(tmp_path))

@@ -25,8 +25,8 @@ if str(ROOT / "COVIDSimilarCase") not in sys.path:
 from COVIDSimilarCaseLib import COVIDSimilarCaseLogic  # noqa: E402
 from COVIDSimilarCaseLib import display, outputs  # noqa: E402
 from covidweak.errors import CovidWeakError, InputError  # noqa: E402
-from covidweak.mrml import LPS_TO_RAS
-from covidweak.mrml_outputs import table_node_rows  # noqa: E402
+from covidweak.io.ras import LPS_TO_RAS
+from covidweak.slicer.outputs import table_node_rows  # noqa: E402
 
 
 # ---------------------------------------------------------------- contract files from real data
@@ -84,7 +84,7 @@ def logic(mrml_scene, tmp_path):
 def query(phantom_dir, mrml_scene):
     """The last phantom study as the query CT, and its manifest row."""
     from covidweak.io import read_ct
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     row = manifest_rows(phantom_dir)[-1]
     return volume_node_from_image(read_ct(phantom_dir / row["ct"]), scene=mrml_scene, name="query CT"), row
@@ -231,9 +231,9 @@ FAKE_SIMILAR = textwrap.dedent("""
 def test_search_runs_the_command_in_a_child_and_loads_its_output(logic, query, phantom_dir, tmp_path, views,
                                                                  monkeypatch):
     """The panel's path: ChildProcess, progress lines, ``--slice`` of the Red view, output loaded, temp removed."""
-    from covidweak.child_process import ChildProcess
+    from covidweak.slicer.child_process import ChildProcess
     from covidweak.progress import Progress
-    import covidweak.child_process
+    import covidweak.slicer.child_process
 
     canned = tmp_path / "canned.json"
     write_similar_json(phantom_dir, canned)
@@ -243,7 +243,7 @@ def test_search_runs_the_command_in_a_child_and_loads_its_output(logic, query, p
         seen.append([str(a) for a in argv])
         ChildProcess([sys.executable, "-c", FAKE_SIMILAR, str(canned), *seen[-1][1:]]).wait(progress)
 
-    monkeypatch.setattr(covidweak.child_process, "run_covidweak", run_in_child)
+    monkeypatch.setattr(covidweak.slicer.child_process, "run_covidweak", run_in_child)
     (tmp_path / "index").mkdir()
     (tmp_path / "index" / "index.faiss").write_bytes(b"\0")
     work = tmp_path / "work"
@@ -262,7 +262,7 @@ def test_search_runs_the_command_in_a_child_and_loads_its_output(logic, query, p
 
 
 def logic_slice_ras(volume, k: int):
-    from covidweak.mrml_outputs import slice_centre_ras
+    from covidweak.slicer.outputs import slice_centre_ras
 
     return slice_centre_ras(volume, k)
 
@@ -271,7 +271,7 @@ def logic_slice_ras(volume, k: int):
 
 
 def test_lesions_become_segments_coloured_by_cluster(logic, query, cluster_folders):
-    from covidweak.mrml import labels_from_segmentation_node
+    from covidweak.slicer.mrml import labels_from_segmentation_node
 
     model, out, labels, rows, _ = cluster_folders
     created = logic.load_clusters(query[0], out, model)
@@ -288,7 +288,7 @@ def test_lesions_become_segments_coloured_by_cluster(logic, query, cluster_folde
 
 
 def test_tsne_plot_has_the_library_and_the_case_highlighted(logic, query, cluster_folders):
-    from covidweak.mrml_outputs import plot_series_nodes
+    from covidweak.slicer.outputs import plot_series_nodes
 
     model, out, _, rows, library = cluster_folders
     created = logic.load_clusters(query[0], out, model)
@@ -313,7 +313,7 @@ def test_selecting_a_lesion_row_jumps_to_its_centroid(logic, query, cluster_fold
 
 
 def test_cluster_outputs_on_another_grid_are_refused(logic, query, cluster_folders, mrml_scene):
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     model, out, _, _, _ = cluster_folders
     coarser = sitk.Shrink(logic.image_of(query[0], "CT"), [2, 2, 1])  # the same chest on a 64x64 grid

@@ -13,7 +13,7 @@ import pytest
 
 from covidweakseg_fixtures import cam_weights, ct_volume, ijk_to_ras, logic, study  # noqa: F401  (fixtures by name)
 
-from covidweak.child_process import ChildProcess
+from covidweak.slicer.child_process import ChildProcess
 from covidweak.errors import CancelledError, CovidWeakError  # noqa: E402
 from covidweak.progress import Progress  # noqa: E402
 
@@ -92,6 +92,6 @@ def test_child_command_runs_the_segment_cli_with_json_progress(tmp_path):
     from COVIDWeakSegLib.logic import segment_command
 
     command = segment_command(tmp_path / "ct.nrrd", tmp_path / "out", "cam", "cam-light", 0.1, 0.01, "cpu")
-    assert command[1:4] == ["-m", "covidweak.progress_stream", "segment"]
+    assert command[1:4] == ["-m", "covidweak.slicer.progress_stream", "segment"]
     assert command[command.index("--t-fg") + 1] == "0.1" and command[command.index("--device") + 1] == "cpu"
     assert os.path.basename(command[0]).startswith(("python", "PythonSlicer"))

@@ -171,7 +171,7 @@ def test_summary_table_lists_involvement_per_lung_and_zone(processed, logic):
 
 
 def test_existing_nodes_are_never_modified(logic, ct_volume, cam_weights, mrml_scene):
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     mine = volume_node_from_image(logic.image_of(ct_volume, "CT"), scene=mrml_scene, name="phantom CT lesion probability")
     my_table = mrml_scene.AddNewNodeByClass("vtkMRMLTableNode", "phantom CT lesions")
@@ -222,7 +222,7 @@ def test_mscam_boxes_become_roi_markups(logic, ct_volume, tmp_path, mrml_scene):
 
 def test_bad_inputs_name_the_fix(logic, ct_volume, cam_weights, mrml_scene, tmp_path):
     import SimpleITK as sitk
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     radiograph = volume_node_from_image(sitk.Image(64, 64, sitk.sitkInt16), scene=mrml_scene, name="x-ray")
     cases = [
@@ -261,38 +261,39 @@ def test_phantom_sample_is_generated_once_then_cached(tmp_path):
 
 
 def test_binding_drives_combo_check_and_text_widgets(mrml_scene):
-    from covidweak.slicer_panel import WidgetBinding
+    """The panel's combo box, check box and line edit, as PythonQt shows them (class name, Qt properties,
+    string-signature signals); the real PySide6 widgets are in test_ui_files.py."""
+    from covidweak.slicer.panel import WidgetBinding
 
     class Widget:
-        def __init__(self, **props):
-            self.__dict__.update(props)
-            self.slots = {}
+        def __init__(self, qt_class, prop, value):
+            self.qt_class, self.prop, self.value, self.slots = qt_class, prop, value, {}
+
+        def className(self):
+            return self.qt_class
 
         def connect(self, signal, slot):
             self.slots[signal] = slot
 
-    class Combo(Widget):
-        def addItem(self, text): ...
+        def property(self, name):
+            return self.value
 
-    class Check(Widget):
-        def setChecked(self, on): ...
-        def setText(self, text): ...
-
-    class Line(Widget):
-        def setText(self, text): ...
+        def setProperty(self, name, value):
+            self.value = value
 
     logic = COVIDWeakSegLogic(mrml_scene)
-    widgets = {"method": Combo(currentText=""), "uncertain_segment": Check(checked=False), "weights": Line(text="")}
+    widgets = {"method": Widget("QComboBox", "currentText", ""), "uncertain_segment": Widget("QCheckBox", "checked", False),
+               "weights": Widget("QLineEdit", "text", "")}
     binding = WidgetBinding(lambda: logic.parameters, widgets)
     binding.connect()
-    assert [binding.kind_of(w) for w in widgets.values()] == ["choice", "check", "text"]
+    assert [binding.property_of(w)[0] for w in widgets.values()] == ["currentText", "checked", "text"]
     binding.update_widgets()
-    assert (widgets["method"].currentText, widgets["weights"].text) == ("mseamnam", "")
-    widgets["method"].currentText = "mscam"
+    assert (widgets["method"].value, widgets["weights"].value) == ("mseamnam", "")
+    widgets["method"].value = "mscam"
     widgets["method"].slots["currentTextChanged(QString)"]("mscam")
-    widgets["uncertain_segment"].checked = True
+    widgets["uncertain_segment"].value = True
     widgets["uncertain_segment"].slots["toggled(bool)"](True)
-    widgets["weights"].text = "/models/mscam.pt"
+    widgets["weights"].value = "/models/mscam.pt"
     widgets["weights"].slots["textChanged(QString)"]("/models/mscam.pt")
     params = logic.parameters
     assert (params.method, params.uncertain_segment, params.weights) == ("mscam", True, "/models/mscam.pt")

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("COVIDWeakSeg", "COVIDSeverity", "COVIDSimilarCase")
 TOP = (ROOT / "CMakeLists.txt").read_text()
 
-EARLY_IMPORTED = ("__init__", "errors", "progress", "slicer_deps", "mrml_params", "slicer_panel")
-"""covidweak modules the Slicer modules import before dependencies are installed."""
+EARLY_IMPORTED = ("__init__", "errors", "progress", "slicer/__init__", "slicer/deps", "slicer/parameters", "slicer/panel")
+"""covidweak modules (paths under training/covidweak, no .py) the Slicer modules import before
+dependencies are installed."""
 
 
 def cmake_list(text: str, variable: str, module: str) -> list[str]:
@@ -94,7 +95,10 @@ def test_extension_metadata():
     raw = "https://raw.githubusercontent.com/covidweak/SlicerCOVIDWeak/main/"
     icon = cmake_set("EXTENSION_ICONURL")
     assert icon.startswith(raw) and (ROOT / icon.removeprefix(raw)).is_file()
-    assert cmake_set("EXTENSION_SCREENSHOTURLS") == raw + "Resources/Screenshots/phantom_montage.png"
+    screenshots = cmake_set("EXTENSION_SCREENSHOTURLS").split()
+    assert screenshots[0] == raw + "Resources/Screenshots/phantom_montage.png"
+    assert {raw + f"Resources/Screenshots/{module}_panel.png" for module in MODULES} <= set(screenshots)
+    assert all(url.startswith(raw) and (ROOT / url.removeprefix(raw)).is_file() for url in screenshots)
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -155,13 +159,17 @@ def test_widget_loads_its_ui_and_uses_only_existing_widgets(module):
     widget = class_def(tree, f"{module}Widget")
     test = class_def(tree, f"{module}Test")
     assert [b.id for b in test.bases if isinstance(b, ast.Name)] == ["ScriptedLoadableModuleTest"]
-    assert f'self.resourcePath("UI/{module}.ui")' in source and "slicer.util.loadUI" in source
-    assert "setMRMLScene(slicer.mrmlScene)" in source
+    # The shared part of setup() (covidweak.slicer.panel.setup_module_panel) loads UI/<module>.ui.
+    assert f'setup_module_panel(self, "{module}", {module}Logic(' in source
+    shared = (ROOT / "training" / "covidweak" / "slicer" / "panel.py").read_text()
+    assert 'widget.resourcePath(f"UI/{module_name}.ui")' in shared and "slicer.util.loadUI" in shared
+    assert "setMRMLScene(slicer.mrmlScene)" in shared
     ui_names = set(re.findall(r'<widget class="[^"]+" name="([^"]+)"', (ROOT / module / "Resources" / "UI" / f"{module}.ui").read_text()))
     used = {node.attr for node in ast.walk(widget)
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"}
+    used |= set(re.findall(r"widget\.ui\.(\w+)", shared))  # statusLabel, progressBar, cancelButton
     assert used and used <= ui_names, f"{module}.py uses widgets missing from the .ui: {used - ui_names}"
-    assert "statusLabel" in used and "cancelButton" in used
+    assert {"statusLabel", "cancelButton", "progressBar"} <= used
     assert len(source.splitlines()) < 200
 
 
@@ -188,13 +196,24 @@ def test_self_test_uses_the_logic_pytest_covers(module):
     assert "generate_study" in source
 
 
+@pytest.mark.parametrize("module", MODULES)
+def test_self_test_sets_up_the_dependencies_before_anything_else(module):
+    run_test = next(node for node in ast.walk(class_def(parse(ROOT / module / f"{module}.py"), f"{module}Test"))
+                    if isinstance(node, ast.FunctionDef) and node.name == "runTest")
+    calls = [node.value.func for node in run_test.body if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)]
+    assert calls and getattr(calls[0], "id", None) == "ensure_dependencies", \
+        f"{module}Test.runTest must call ensure_dependencies() first"
+
+
 def test_early_covidweak_modules_need_only_the_standard_library():
     allowed = set(sys.stdlib_module_names) | {"covidweak"}
     for name in EARLY_IMPORTED:
         path = ROOT / "training" / "covidweak" / f"{name}.py"
         tree = parse(path)
         top = {m.split(".")[0] for m in imported_modules(tree, top_level_only=True)}
-        relative = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level}
+        package = name.split("/")[:-1]
+        relative = {"/".join(package[: len(package) - n.level + 1] + n.module.split("."))
+                    for n in tree.body if isinstance(n, ast.ImportFrom) and n.level}
         assert top <= allowed, f"{name}.py imports {top - allowed} at load time"
         assert relative <= set(EARLY_IMPORTED), f"{name}.py pulls in {relative - set(EARLY_IMPORTED)} at load time"
 

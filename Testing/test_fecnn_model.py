@@ -12,7 +12,8 @@ from covidweak.clusters.lam import gradcam_lahm
 from covidweak.models import build_model
 from covidweak.models.fecnn import (COVID_CLASS, EPSILON_FLOOR, FPN_LEVELS, FeCNN, fecnn_loss, level_error_rates,
                                     omega_from_error_rates)
-from covidweak.training.tasks.fecnn import FeCnnTask, slice_class
+from covidweak.clusters.slices import slice_class
+from covidweak.training.tasks.fecnn import FeCnnTask
 
 
 def test_omega_from_error_rates_eq2_by_hand():

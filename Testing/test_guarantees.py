@@ -68,7 +68,7 @@ def first_ct(small_data: Path) -> Path:
 def add_user_nodes(scene, small_data: Path) -> dict:
     """The user's own nodes: the CT they will run on, another volume, a segmentation and a table."""
     import vtk
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     ct = volume_node_from_image(sitk.ReadImage(str(first_ct(small_data)), sitk.sitkFloat32), scene=scene,
                                 name="user CT")

@@ -21,7 +21,7 @@ from COVIDWeakSegLib import COVIDWeakSegLogic  # noqa: E402
 from COVIDWeakSegLib.logic import lung_volumes_ml  # noqa: E402
 
 from covidweak.errors import CancelledError, InputError  # noqa: E402
-from covidweak.mrml_params import TypedParameters, get_parameter_node  # noqa: E402
+from covidweak.slicer.parameters import TypedParameters, get_parameter_node  # noqa: E402
 from covidweak.progress import Progress  # noqa: E402
 
 
@@ -34,14 +34,14 @@ def study():
 
 @pytest.fixture
 def ct_volume(study, mrml_scene):
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     return volume_node_from_image(study.ct, scene=mrml_scene, name="phantom CT")
 
 
 @pytest.fixture
 def cxr_volume(study, mrml_scene):
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     return volume_node_from_image(study.cxr, scene=mrml_scene, name="phantom CXR")
 
@@ -184,7 +184,7 @@ def test_thresholds_must_keep_background_below_foreground(mrml_scene):
 @pytest.mark.slow
 def test_segment_lungs_creates_a_new_node_and_never_touches_existing_ones(ct_volume, study, mrml_scene):
     logic = COVIDWeakSegLogic(mrml_scene)
-    from covidweak.mrml import segmentation_node_from_labels
+    from covidweak.slicer.mrml import segmentation_node_from_labels
 
     # The user's own segmentation, named exactly as the new one would be.
     existing = segmentation_node_from_labels(study.lesions > 0, {1: "mine"}, {1: (1.0, 0.0, 0.0)},
@@ -262,7 +262,7 @@ def test_classify_input_tells_ct_from_cxr(ct_volume, cxr_volume, mrml_scene):
 def test_classify_input_errors(mrml_scene):
     import numpy as np
     import SimpleITK as sitk
-    from covidweak.mrml import volume_node_from_image
+    from covidweak.slicer.mrml import volume_node_from_image
 
     logic = COVIDSeverityLogic(mrml_scene)
     with pytest.raises(InputError, match="no input CT or chest X-ray volume selected"):

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from covidweak.errors import InputError
 from covidweak.io import read_image, write_image
-from covidweak.mrml import (
+from covidweak.slicer.mrml import (
     image_from_volume_node,
     labels_from_segmentation_node,
     segmentation_node_from_labels,
@@ -220,7 +220,7 @@ def test_segmentation_exports_into_a_larger_reference_grid(mrml_scene):
 
 def test_lesion_free_segmentation_is_written_and_read_back(mrml_scene, tmp_path):
     """A CT without lesion gives all-zero labels: the node still has its segments and a .seg.nrrd file."""
-    from covidweak.batch.scene_files import save_node
+    from covidweak.slicer.batch.scene_files import save_node
 
     empty = sitk.Image(lung_labels().GetSize(), sitk.sitkUInt8)
     empty.CopyInformation(lung_labels())

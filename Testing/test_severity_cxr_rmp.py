@@ -109,7 +109,7 @@ def test_frontal_check_refuses_missing_lungs():
 
 
 def test_severity_metrics_by_hand():
-    from covidweak.training.tasks.severity import severity_metrics
+    from covidweak.severity.cxr_evaluate import severity_metrics
 
     truth = np.array([[[1, 0], [0, 0], [0, 0]], [[0, 0], [0, 0], [0, 0]], [[1, 1], [1, 0], [0, 0]]])
     predicted = np.array([[[0.9, 0.1], [0.2, 0.1], [0.1, 0.1]],   # score 1, true 1

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from covidweak import slicer_deps
-from covidweak.slicer_deps import (
+from covidweak.slicer import deps as slicer_deps
+from covidweak.slicer.deps import (
     PIP_REQUIREMENTS,
     TORCH_REQUIREMENT,
     DependencyError,
@@ -101,7 +101,7 @@ def test_everything_present_means_nothing_to_do():
 def test_names_match_regardless_of_spelling():
     installed = everything_installed()
     installed["Scikit_Image"] = installed.pop("scikit-image")
-    installed["pyyaml"] = installed.pop("PyYAML")
+    installed["Faiss_CPU"] = installed.pop("faiss-cpu")
     assert plan_install(installed).nothing_to_do
 
 

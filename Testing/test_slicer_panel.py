@@ -11,13 +11,23 @@ from dataclasses import dataclass
 import pytest
 
 from covidweak.errors import InputError
-from covidweak.mrml_params import ParameterizedLogic, node_reference, parameter
-from covidweak.slicer_panel import PanelController, WidgetBinding
+from covidweak.slicer.parameters import ParameterizedLogic, node_reference, parameter
+from covidweak.slicer.panel import PanelController, WidgetBinding
 
 
-class Signals:
-    def __init__(self):
+class StandIn:
+    """What PythonQt gives a Qt widget in Slicer: ``className()``, string-signature ``connect``,
+    ``property``/``setProperty``, and the setter slot that emits the change signal."""
+
+    QT_CLASS = ""
+    PROPERTY, SIGNAL = "", ""
+
+    def __init__(self, value=None):
         self.slots = {}
+        self._value = value
+
+    def className(self):
+        return self.QT_CLASS
 
     def connect(self, signal, slot):
         self.slots.setdefault(signal, []).append(slot)
@@ -27,50 +37,38 @@ class Signals:
         for slot in self.slots.get(signal, []):
             slot(*args)
 
+    def property(self, name):
+        assert name == self.PROPERTY
+        return self._value
 
-class NodeSelector(Signals):
-    def __init__(self):
-        super().__init__()
-        self._node = None
+    def setProperty(self, name, value):
+        assert name == self.PROPERTY
+        self._value = value
+        self.emit(self.SIGNAL, value)
+        return True
+
+
+class NodeSelector(StandIn):
+    QT_CLASS, SIGNAL = "qMRMLNodeComboBox", "currentNodeChanged(vtkMRMLNode*)"
 
     def currentNode(self):
-        return self._node
+        return self._value
 
     def setCurrentNode(self, node):
-        self._node = node
-        self.emit("currentNodeChanged(vtkMRMLNode*)", node)
+        self._value = node
+        self.emit(self.SIGNAL, node)
 
 
-class Slider(Signals):
-    decimals = 2
-
-    def __init__(self):
-        super().__init__()
-        self.value = 0.0
-
-    def setValue(self, value):
-        self.value = value
-        self.emit("valueChanged(double)", value)
+class Slider(StandIn):
+    QT_CLASS, PROPERTY, SIGNAL = "ctkSliderWidget", "value", "valueChanged(double)"
 
 
-class SpinBox(Signals):
-    def __init__(self):
-        super().__init__()
-        self.value = 0
-
-    def setValue(self, value):
-        self.value = value
-        self.emit("valueChanged(int)", value)
+class SpinBox(StandIn):
+    QT_CLASS, PROPERTY, SIGNAL = "QSpinBox", "value", "valueChanged(int)"
 
 
-class PathEdit(Signals):
-    def __init__(self):
-        super().__init__()
-        self.currentPath = ""
-
-    def setCurrentPath(self, path):
-        self.currentPath = path
-        self.emit("currentPathChanged(QString)", path)
+class PathEdit(StandIn):
+    QT_CLASS, PROPERTY, SIGNAL = "ctkPathLineEdit", "currentPath", "currentPathChanged(QString)"
 
 
 class Label:
@@ -104,7 +102,7 @@ class DemoLogic(ParameterizedLogic):
 @pytest.fixture
 def bound(mrml_scene):
     logic = DemoLogic(mrml_scene)
-    widgets = {"volume": NodeSelector(), "threshold": Slider(), "count": SpinBox(), "folder": PathEdit()}
+    widgets = {"volume": NodeSelector(), "threshold": Slider(0.0), "count": SpinBox(0), "folder": PathEdit("")}
     errors = []
     binding = WidgetBinding(lambda: logic.parameters, widgets, on_error=errors.append)
     binding.connect()
@@ -115,9 +113,9 @@ def test_widgets_write_parameters(bound, mrml_scene):
     logic, widgets, _, _ = bound
     volume = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ct")
     widgets["volume"].setCurrentNode(volume)
-    widgets["threshold"].setValue(0.4)
-    widgets["count"].setValue(12)
-    widgets["folder"].setCurrentPath("/data/index")
+    widgets["threshold"].setProperty("value", 0.4)
+    widgets["count"].setProperty("value", 12)
+    widgets["folder"].setProperty("currentPath", "/data/index")
     assert logic.parameters.values() == DemoParameters(volume, 0.4, 12, "/data/index")
 
 
@@ -128,21 +126,48 @@ def test_parameters_show_in_widgets_without_echo(bound, mrml_scene):
     node = mrml_scene.GetSingletonNode("Demo", "vtkMRMLScriptedModuleNode")
     modified_before = node.GetMTime()
     binding.update_widgets()
-    assert (widgets["threshold"].value, widgets["count"].value, widgets["folder"].currentPath) == (0.7, 3, "/x")
+    assert [WidgetBinding.read(widgets[name]) for name in ("threshold", "count", "folder")] == [0.7, 3, "/x"]
     assert node.GetMTime() == modified_before
 
 
 def test_rejected_value_is_reported_and_widget_restored(bound):
     logic, widgets, _, errors = bound
-    widgets["threshold"].setValue(3.0)
+    widgets["threshold"].setProperty("value", 3.0)
     assert errors and "outside [0.0, 1.0]" in errors[0]
     assert logic.parameters.threshold == 0.1
-    assert widgets["threshold"].value == 0.1
+    assert WidgetBinding.read(widgets["threshold"]) == 0.1
 
 
-def test_unbindable_widget_is_refused():
-    with pytest.raises(TypeError):
-        WidgetBinding.kind_of(object())
+def test_unbindable_widget_is_refused_when_bound_not_when_first_changed(mrml_scene):
+    class Dial(StandIn):
+        QT_CLASS = "QDial"
+
+    with pytest.raises(TypeError, match="cannot bind a QDial"):
+        WidgetBinding(lambda: DemoLogic(mrml_scene).parameters, {"count": Dial()})
+
+
+def test_a_scripts_change_of_the_parameter_node_shows_in_the_widgets(bound, mrml_scene):
+    logic, widgets, binding, _ = bound
+    binding.observe()
+    volume = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ct")
+    logic.parameters.threshold = 0.35  # as a script in the Python console would
+    logic.parameters.volume = volume
+    assert WidgetBinding.read(widgets["threshold"]) == 0.35 and widgets["volume"].currentNode() is volume
+    binding.release()
+    logic.parameters.threshold = 0.9
+    assert WidgetBinding.read(widgets["threshold"]) == 0.35, "a released binding no longer follows the node"
+
+
+@pytest.mark.parametrize("remove_singletons", [0, 1], ids=["node reset", "node replaced"])
+def test_after_a_scene_close_the_binding_follows_the_parameter_node(bound, mrml_scene, remove_singletons):
+    logic, widgets, binding, _ = bound
+    logic.parameters.count = 7
+    binding.observe()
+    mrml_scene.Clear(remove_singletons)
+    binding.observe()  # what the panels do on EndCloseEvent
+    assert WidgetBinding.read(widgets["count"]) == 5  # the default again
+    logic.parameters.count = 9
+    assert WidgetBinding.read(widgets["count"]) == 9
 
 
 def panel(ensure=lambda log: None):
@@ -197,7 +222,7 @@ def test_bugs_are_reported_without_crashing_the_panel():
 
 
 def test_missing_dependencies_block_work_once_reported():
-    from covidweak.slicer_deps import DependencyError
+    from covidweak.slicer.deps import DependencyError
 
     calls = []
 

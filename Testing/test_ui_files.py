@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from covidweakseg_fixtures import logic  # noqa: F401  (COVIDWeakSeg's Logic on a slicer-core scene)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 QtCore = pytest.importorskip("PySide6.QtCore")
@@ -178,3 +179,42 @@ def test_method_and_device_choices_match_the_package(qt_app):
     assert tuple(items("methodComboBox")) == METHODS
     assert items("deviceComboBox") == ["auto", "cpu", "cuda"]
     assert not panel.findChild(QtWidgets.QPushButton, "applyButton").isEnabled()
+
+
+def bound_widget_names(module: str) -> dict[str, str]:
+    """The module Widget's BOUND_WIDGETS ({parameter: widget name}), read without importing Slicer."""
+    import ast
+
+    tree = ast.parse((ROOT / module / f"{module}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "BOUND_WIDGETS":
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{module}.py has no BOUND_WIDGETS")
+
+
+def test_the_panel_follows_its_parameter_node_both_ways(qt_app, logic):
+    """COVIDWeakSeg's own .ui (PySide6 look-alikes for the ctk widgets) bound to its Logic's parameter
+    node on a slicer-core scene, as the module's setup does: a script's change shows in the panel,
+    and a change in the panel reaches the node. Node selectors need Slicer and stay out."""
+    from covidweak.slicer.panel import WidgetBinding
+
+    panel = load(loadable_xml(ui_path("COVIDWeakSeg"), STAND_INS))
+    widgets = {name: panel.findChild(QtWidgets.QWidget, child)
+               for name, child in bound_widget_names("COVIDWeakSeg").items() if not logic.parameters.is_node_reference(name)}
+    assert {"t_fg", "t_bg", "method", "weights", "uncertain_segment"} <= set(widgets)
+    binding = WidgetBinding(lambda: logic.parameters, widgets)
+    binding.connect()
+    binding.observe()
+
+    logic.parameters.t_fg = 0.25  # a script in the Python console
+    logic.parameters.method = "cam"
+    logic.parameters.weights = "/models/mine.pt"
+    logic.parameters.uncertain_segment = True
+    assert widgets["t_fg"].value() == pytest.approx(0.25) and widgets["method"].currentText() == "cam"
+    assert widgets["weights"].text() == "/models/mine.pt" and widgets["uncertain_segment"].isChecked()
+
+    widgets["t_bg"].setValue(0.05)  # the user, in the panel
+    widgets["device"].setCurrentText("cpu")
+    widgets["lesion_boxes"].setChecked(True)
+    assert (logic.parameters.t_bg, logic.parameters.device, logic.parameters.lesion_boxes) == (0.05, "cpu", True)
+    binding.release()

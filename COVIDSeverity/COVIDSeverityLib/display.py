@@ -28,7 +28,7 @@ def zone_names() -> dict[int, str]:
 
 def zone_colors(values: np.ndarray) -> dict[int, tuple[float, float, float]]:
     """Segment colour per zone label from (3, 2) values in 0..1 (rows upper..lower, columns right/left)."""
-    from covidweak.mrml_outputs import ramp_color
+    from covidweak.slicer.outputs import ramp_color
 
     values = np.asarray(values, dtype=float)
     return {1 + 3 * col + row: ramp_color(values[row, col], RAMP) for col in range(2) for row in range(3)}
@@ -44,7 +44,7 @@ def ct_zone_scores(report: dict) -> np.ndarray:
 
 def cell_colors(probability: np.ndarray) -> list[list[str]]:
     """Hex background colour ("#rrggbb") of each cell of the 3x2 array, for the panel's coloured table."""
-    from covidweak.mrml_outputs import ramp_color
+    from covidweak.slicer.outputs import ramp_color
 
     def hex_color(value: float) -> str:
         return "#" + "".join(f"{round(255 * c):02x}" for c in ramp_color(value, RAMP))

@@ -24,7 +24,7 @@ import numpy as np
 
 from covidweak.device import check_module_device
 from covidweak.errors import InputError
-from covidweak.mrml_params import ParameterizedLogic, describe_image
+from covidweak.slicer.parameters import ParameterizedLogic, describe_image
 
 from . import display, outputs
 from .parameters import COVIDSeverityParameters
@@ -100,7 +100,7 @@ class COVIDSeverityLogic(ParameterizedLogic):
     def run_commands(self, image_path, out_root, modality: str, sync: bool = True, progress=None):
         """Run the commands for ``image_path`` into ``out_root``/severity (and /diagnosis for a CT with
         ``diagnose`` on); returns the two folders (the second None when not run)."""
-        from covidweak.child_process import run_covidweak
+        from covidweak.slicer.child_process import run_covidweak
 
         params, out_root = self.parameters, Path(out_root)
         run_covidweak(severity_command(image_path, out_root / "severity", params), sync, progress, self.work_dir)
@@ -131,7 +131,7 @@ class COVIDSeverityLogic(ParameterizedLogic):
 
     def _release_previous(self, volume) -> None:
         """Forget the previous outputs (removed only when ours and replace_outputs is on)."""
-        from covidweak.mrml_outputs import release_output
+        from covidweak.slicer.outputs import release_output
 
         params = self.parameters
         params.input_volume = volume
@@ -146,18 +146,18 @@ class COVIDSeverityLogic(ParameterizedLogic):
             release_output(self.scene, node, self.MODULE_NAME, params.replace_outputs)
 
     def _record(self, role: str, node):
-        from covidweak.mrml_outputs import mark_created
+        from covidweak.slicer.outputs import mark_created
 
         setattr(self.parameters, role, mark_created(node, self.MODULE_NAME))
         return node
 
     def _new_table(self, role: str, name: str, columns, rows):
-        from covidweak.mrml_outputs import table_node_from_rows
+        from covidweak.slicer.outputs import table_node_from_rows
 
         return self._record(role, table_node_from_rows(self.scene, name, columns, rows))
 
     def _zone_segmentation(self, labels, values, name: str, volume):
-        from covidweak.mrml import segmentation_node_from_labels
+        from covidweak.slicer.mrml import segmentation_node_from_labels
 
         node = segmentation_node_from_labels(labels, display.zone_names(), display.zone_colors(values),
                                              scene=self.scene, name=name, reference_volume=volume)
@@ -165,8 +165,8 @@ class COVIDSeverityLogic(ParameterizedLogic):
 
     def _show_cxr(self, volume, reference, result: outputs.CxrSeverity) -> SeverityNodes:
         import SimpleITK as sitk
-        from covidweak.mrml import on_volume_grid, volume_node_from_image
-        from covidweak.mrml_outputs import mark_created, ramp_color_table, show_in_slice_views, style_probability_overlay
+        from covidweak.slicer.mrml import on_volume_grid, volume_node_from_image
+        from covidweak.slicer.outputs import mark_created, ramp_color_table, show_in_slice_views, style_probability_overlay
 
         params, base, report = self.parameters, volume.GetName(), result.report
         probability_map = on_volume_grid(result.probability_map, reference, outputs.CXR_MAP)
@@ -195,8 +195,8 @@ class COVIDSeverityLogic(ParameterizedLogic):
 
     def _zone_line(self, volume, line: dict):
         """A line node along one zone boundary; zone_lines are (column, row) pixels of the radiograph."""
-        from covidweak.mrml import ras_of_ijk
-        from covidweak.mrml_outputs import line_markup_node
+        from covidweak.slicer.mrml import ras_of_ijk
+        from covidweak.slicer.outputs import line_markup_node
 
         start = ras_of_ijk(volume, (line["col_start"], line["row"], 0))
         end = ras_of_ijk(volume, (line["col_end"], line["row"], 0))
@@ -204,7 +204,7 @@ class COVIDSeverityLogic(ParameterizedLogic):
         return line_markup_node(self.scene, name, start, end, display.ZONE_LINE_COLOR)
 
     def _show_ct(self, volume, reference, result: outputs.CtSeverity) -> SeverityNodes:
-        from covidweak.mrml import on_volume_grid
+        from covidweak.slicer.mrml import on_volume_grid
 
         base, report = volume.GetName(), result.report
         zones = on_volume_grid(result.zones, reference, outputs.CT_ZONES)
@@ -217,7 +217,7 @@ class COVIDSeverityLogic(ParameterizedLogic):
         return SeverityNodes("ct", int(report["total_score"]), zone_table, segmentation)
 
     def _show_diagnosis(self, volume, diagnosis: outputs.Diagnosis, created: SeverityNodes) -> None:
-        from covidweak.mrml_outputs import plot_chart_node
+        from covidweak.slicer.outputs import plot_chart_node
 
         base, report = volume.GetName(), diagnosis.report
         created.diagnosis_table = self._new_table(
@@ -269,7 +269,7 @@ class COVIDSeverityLogic(ParameterizedLogic):
 
     def set_opacity(self, opacity: Optional[float] = None) -> str:
         """Store the overlay opacity and apply it to the slice views showing the probability map."""
-        from covidweak.mrml_outputs import set_foreground_opacity
+        from covidweak.slicer.outputs import set_foreground_opacity
 
         params = self.parameters
         if opacity is not None:
@@ -290,7 +290,7 @@ class COVIDSeverityLogic(ParameterizedLogic):
 
     def jump_to_slice(self, k: int) -> tuple[float, float, float]:
         """Centre every slice view on slice ``k`` of the input CT; returns that RAS position."""
-        from covidweak.mrml_outputs import jump_all_slices, slice_centre_ras
+        from covidweak.slicer.outputs import jump_all_slices, slice_centre_ras
 
         volume = self.parameters.input_volume
         if volume is None or volume.GetImageData() is None:
@@ -307,7 +307,7 @@ class COVIDSeverityLogic(ParameterizedLogic):
 
         Existing files are refused unless ``overwrite``: nothing is written then.
         """
-        from covidweak.mrml_outputs import write_table_csv
+        from covidweak.slicer.outputs import write_table_csv
 
         params = self.parameters
         tables = {role: getattr(params, role) for role in TABLE_ROLES if getattr(params, role) is not None}

@@ -1,10 +1,10 @@
-"""What the COVIDSeverity panel remembers in the scene (see covidweak.mrml_params)."""
+"""What the COVIDSeverity panel remembers in the scene (see covidweak.slicer.parameters)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from covidweak.mrml_params import node_reference, parameter
+from covidweak.slicer.parameters import node_reference, parameter
 
 
 @dataclass

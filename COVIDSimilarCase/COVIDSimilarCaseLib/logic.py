@@ -21,7 +21,7 @@ from typing import Optional
 
 from covidweak.device import check_module_device
 from covidweak.errors import InputError
-from covidweak.mrml_params import ParameterizedLogic, describe_image
+from covidweak.slicer.parameters import ParameterizedLogic, describe_image
 
 from . import display, outputs
 from .parameters import COVIDSimilarCaseParameters
@@ -86,7 +86,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
         check_module_device(params.device)
 
     def _run(self, argv, sync: bool, progress) -> None:
-        from covidweak.child_process import run_covidweak
+        from covidweak.slicer.child_process import run_covidweak
 
         run_covidweak(argv, sync, progress, self.work_dir)
 
@@ -95,7 +95,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
         return ["--weights", weights] if weights else []
 
     def _record(self, role: str, node):
-        from covidweak.mrml_outputs import mark_created, release_output
+        from covidweak.slicer.outputs import mark_created, release_output
 
         params = self.parameters
         release_output(self.scene, getattr(params, role), self.MODULE_NAME, params.replace_outputs)
@@ -152,7 +152,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
 
     def load_similar(self, volume, similar_json):
         """A results table (rank, distance, patient, study, diagnosis, lesions, slices, source) from ``similar.json``."""
-        from covidweak.mrml_outputs import table_node_from_rows
+        from covidweak.slicer.outputs import table_node_from_rows
 
         report = outputs.read_similar(similar_json)
         self.parameters.query_volume = volume
@@ -166,8 +166,8 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
         The query volume is neither unloaded nor modified.
         """
         from covidweak.io import read_ct
-        from covidweak.mrml import volume_node_from_image
-        from covidweak.mrml_outputs import slice_centre_ras
+        from covidweak.slicer.mrml import volume_node_from_image
+        from covidweak.slicer.outputs import slice_centre_ras
 
         params = self.parameters
         result = self._result_row(row)
@@ -206,7 +206,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
                         overwrite=True)
 
     def _result_row(self, row: int) -> dict:
-        from covidweak.mrml_outputs import table_node_rows
+        from covidweak.slicer.outputs import table_node_rows
 
         table = self.parameters.output_results_table
         if table is None:
@@ -218,7 +218,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
 
     def show_side_by_side(self, opened: OpenedCase) -> None:
         """Query in the Red slice view at its slice, the similar case in Yellow at the matching slice."""
-        from covidweak.mrml_outputs import show_in_slice_views
+        from covidweak.slicer.outputs import show_in_slice_views
 
         query = self.parameters.query_volume
         placements = [(display.MATCH_VIEW, opened.volume, opened.match_ras)]
@@ -274,8 +274,8 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
     def load_clusters(self, volume, out_dir, model_dir) -> ClusterNodes:
         """Nodes for a ``covidweak clusters --ct`` output folder and the model folder it used."""
         import SimpleITK as sitk
-        from covidweak.mrml import on_volume_grid, segmentation_node_from_labels
-        from covidweak.mrml_outputs import plot_chart_node, table_node_from_rows
+        from covidweak.slicer.mrml import on_volume_grid, segmentation_node_from_labels
+        from covidweak.slicer.outputs import plot_chart_node, table_node_from_rows
 
         reference = self._checked_ct(volume, "CT volume")
         lesions = outputs.read_lesions(Path(out_dir) / outputs.LESIONS_CSV)
@@ -304,7 +304,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
 
     def jump_to_lesion(self, row: int) -> tuple[float, float, float]:
         """RAS centroid of lesion ``row`` (0-based) of the cluster table; centres every slice view there."""
-        from covidweak.mrml_outputs import jump_all_slices, table_node_rows
+        from covidweak.slicer.outputs import jump_all_slices, table_node_rows
 
         table = self.parameters.output_lesion_table
         if table is None:

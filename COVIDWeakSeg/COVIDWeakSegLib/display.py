@@ -36,7 +36,7 @@ UNCERTAIN_TERMINOLOGY = (f"{_CONTEXT}~SCT^85756007^Tissue~SCT^85756007^Tissue~^^
 
 def probability_color_table(scene):
     """The module's colour table for probabilities 0..1, created once per scene."""
-    from covidweak.mrml_outputs import ramp_color_table
+    from covidweak.slicer.outputs import ramp_color_table
 
     node = ramp_color_table(scene, COLOR_TABLE_SINGLETON, COLOR_TABLE_NAME, RAMP)
     node.SetAttribute("Category", "COVIDWeakSeg")

@@ -17,11 +17,11 @@ from typing import Optional
 
 from covidweak.device import check_module_device
 from covidweak.errors import InputError, ModelError
-from covidweak.mrml_params import ParameterizedLogic, describe_image
+from covidweak.slicer.parameters import ParameterizedLogic, describe_image
 
 from . import display, nodes, results
 from .parameters import COVIDWeakSegParameters
-from covidweak.child_process import ChildProcess, child_environment, python_command
+from covidweak.slicer.child_process import ChildProcess, child_environment, python_command
 
 LUNG_NAMES = {1: "Right lung", 2: "Left lung"}
 LUNG_COLORS = {1: (0.50, 0.68, 0.95), 2: (0.95, 0.72, 0.45)}
@@ -139,7 +139,7 @@ class COVIDWeakSegLogic(ParameterizedLogic):
 
     def show_result(self, volume, result) -> WeakSegNodes:
         """Add the probability overlay, lesion table and summary table of ``result`` to the scene."""
-        from covidweak.mrml import volume_node_from_image
+        from covidweak.slicer.mrml import volume_node_from_image
 
         params, scene = self.parameters, self.scene
         base = volume.GetName()
@@ -179,7 +179,7 @@ class COVIDWeakSegLogic(ParameterizedLogic):
     def create_segmentation(self, uncertain: Optional[bool] = None):
         """A segmentation of the current overlay at T_fg ("Lesion"), plus T_bg..T_fg ("Uncertain") if asked."""
         import SimpleITK as sitk
-        from covidweak.mrml import image_from_volume_node, segmentation_node_from_labels
+        from covidweak.slicer.mrml import image_from_volume_node, segmentation_node_from_labels
 
         params = self.parameters
         if uncertain is not None:
@@ -255,7 +255,7 @@ class COVIDWeakSegLogic(ParameterizedLogic):
         the lung volumes for the status line.
         """
         from covidweak.lungs import segment_lungs
-        from covidweak.mrml import segmentation_node_from_labels
+        from covidweak.slicer.mrml import segmentation_node_from_labels
 
         image = self._checked_ct(volume)
         labels = segment_lungs(image, progress=progress)
@@ -277,9 +277,9 @@ class COVIDWeakSegLogic(ParameterizedLogic):
 
 
 def segment_command(ct_path, out_dir, method: str, weights: str, t_fg: float, t_bg: float, device: str) -> list[str]:
-    """``covidweak segment ...`` writing into ``out_dir``, run through :mod:`covidweak.progress_stream`
+    """``covidweak segment ...`` writing into ``out_dir``, run through :mod:`covidweak.slicer.progress_stream`
     so that its progress arrives as JSON lines."""
-    return [*python_command(), "-m", "covidweak.progress_stream", "segment", str(ct_path), "--out", str(out_dir),
+    return [*python_command(), "-m", "covidweak.slicer.progress_stream", "segment", str(ct_path), "--out", str(out_dir),
             "--method", method, "--weights", weights, "--t-fg", repr(float(t_fg)), "--t-bg", repr(float(t_bg)),
             "--device", device]
 

@@ -2,7 +2,7 @@
 
 Slicer's ``parameterNodeWrapper`` would normally declare these, but it lives in
 the Slicer application (it needs qt and ctk) and the Logic must also run on
-the pip ``slicer-core`` scene in scripts and tests. ``covidweak.mrml_params``
+the pip ``slicer-core`` scene in scripts and tests. ``covidweak.slicer.parameters``
 plays its part: the same dataclass-style declaration, typed reads and writes,
 bounds checked, and everything stored on the module's singleton
 ``vtkMRMLScriptedModuleNode``, so a saved scene restores the panel.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from covidweak.mrml_params import node_reference, parameter
+from covidweak.slicer.parameters import node_reference, parameter
 
 
 @dataclass

@@ -6,9 +6,9 @@ SUMMARY_COLUMNS = ("region", "lung_ml", "lesion_ml", "percent")
 
 
 def on_ct_grid(result, ct):
-    """``result`` with the CT's exact geometry stamped on its images (see :func:`covidweak.mrml.on_volume_grid`:
+    """``result`` with the CT's exact geometry stamped on its images (see :func:`covidweak.slicer.mrml.on_volume_grid`:
     NIfTI stores geometry in float32, so the child's outputs differ from the CT in the last digits)."""
-    from covidweak.mrml import on_volume_grid
+    from covidweak.slicer.mrml import on_volume_grid
 
     for key in ("probability", "mask", "lungs"):
         setattr(result, key, on_volume_grid(getattr(result, key), ct, f"the inference output '{key}'"))

@@ -31,8 +31,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"covidweak {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"covidweak.commands.{name}").add_parser(subparsers)
+        try:
+            importlib.import_module(f"covidweak.commands.{name}").add_parser(subparsers)
+        except ModuleNotFoundError as error:
+            add_unavailable_parser(subparsers, name, error)
     return parser
+
+
+def add_unavailable_parser(subparsers, name: str, error: ModuleNotFoundError) -> None:
+    """Register command ``name`` whose parser needs an optional extra (e.g. ``train`` inside Slicer,
+    where the training code is not installed): it accepts anything and says which extra to install."""
+    from .optional import missing_extra_error
+
+    missing = missing_extra_error(error.name, f"covidweak {name}")
+    if missing is None:
+        raise error
+
+    def refuse(args):
+        raise missing
+
+    stand_in = subparsers.add_parser(name, help=f"(needs another extra: {missing})", add_help=False)
+    stand_in.add_argument("ignored", nargs=argparse.REMAINDER)
+    stand_in.set_defaults(func=refuse)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -51,6 +71,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_INTERRUPTED
     except CovidWeakError as error:
         print(f"covidweak {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ModuleNotFoundError as error:
+        from .optional import missing_extra_error
+
+        missing = missing_extra_error(error.name, f"covidweak {args.command}")
+        if missing is None:
+            raise
+        print(f"covidweak {args.command}: error: {missing}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 

@@ -53,7 +53,7 @@ def classify(records: Sequence, loaded, device, batch_size: int, progress: Progr
     """Diagnosis metrics of ``loaded`` on the slices of ``records`` (classes as in training)."""
     import torch
 
-    from ..training.tasks.fecnn import study_slices
+    from .slices import study_slices
 
     classes = int(loaded.arch.get("classes", 2))
     probabilities, labels = [], []

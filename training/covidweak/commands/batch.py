@@ -22,7 +22,7 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     """The batch options, shared by the subcommand and covid_batch.py."""
-    from ..batch.steps import DEFAULT_STEPS, STEPS
+    from ..slicer.batch.steps import DEFAULT_STEPS, STEPS
 
     parser.add_argument("--input", type=Path, required=True,
                         help="folder of CT files / DICOM series folders, or a CSV manifest")
@@ -60,7 +60,7 @@ def add_parser(subparsers) -> None:
 
 
 def options_from(args):
-    from ..batch.steps import DEFAULT_STEPS, BatchOptions, check_steps
+    from ..slicer.batch.steps import DEFAULT_STEPS, BatchOptions, check_steps
 
     steps = args.steps or [*DEFAULT_STEPS, *(["COVIDSimilarCase"] if args.similar_index else [])]
     return BatchOptions(method=args.method, weights=args.weights, t_fg=args.t_fg, t_bg=args.t_bg, device=args.device,
@@ -74,12 +74,15 @@ def options_from(args):
 
 def run(args) -> int:
     """Run the batch; exit status 0 when every case is done, 1 when some failed (listed in summary.csv)."""
-    from ..batch.runner import SUMMARY_FILE, run_batch
+    from ..optional import require
     from ..progress import tqdm_progress
+    from ..slicer.batch.runner import SUMMARY_FILE, run_batch
 
+    # Each case would fail on its own, as an internal error, without an MRML scene to run in.
+    require("slicer", "covidweak batch (the module Logics run on an MRML scene)")
     if args.pdf:
         from ..errors import InputError
-        from ..report.render import qt_available
+        from ..slicer.batch.render import qt_available
 
         if not qt_available():
             raise InputError("--pdf needs Qt (PySide6, or run inside Slicer): install PySide6 or leave out --pdf")

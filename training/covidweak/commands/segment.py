@@ -17,8 +17,8 @@ METHOD_HELP = "mseamnam, seamnam, seam, cam, mscam or unet"
 
 
 def add_model_arguments(parser, multiple: bool = False) -> None:
-    """``--method``/``--weights`` shared by segment, evaluate and bench (checked in :func:`load_model`,
-    so that building the parser does not import torch)."""
+    """``--method``/``--weights`` shared by segment, evaluate and bench (checked in
+    :func:`covidweak.models.load_lesion_model`, so that building the parser does not import torch)."""
     if multiple:
         parser.add_argument("--methods", nargs="+", default=["mseamnam"], help=f"methods to evaluate: {METHOD_HELP} "
                             "(default: mseamnam)")
@@ -28,17 +28,6 @@ def add_model_arguments(parser, multiple: bool = False) -> None:
         parser.add_argument("--method", default="mseamnam", help=f"segmentation method: {METHOD_HELP} (default: mseamnam)")
         parser.add_argument("--weights", default=None,
                             help="weight file or registry name (default: the shipped <method>-light)")
-
-
-def load_model(method: str, weights, device: str):
-    """The LoadedModel of ``weights`` (default ``<method>-light``), refused if trained for another method."""
-    from ..device import resolve_device
-    from ..errors import InputError
-    from ..models import METHODS, load_weights
-
-    if method not in METHODS:
-        raise InputError(f"unknown method '{method}': choose {METHOD_HELP}")
-    return load_weights(weights or f"{method}-light", method=method, device=str(resolve_device(device)))
 
 
 def add_parser(subparsers) -> None:
@@ -62,6 +51,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..io import read_ct, read_image
+    from ..models import load_lesion_model
     from ..progress import tqdm_progress
     from ..weakseg.infer import check_thresholds, segment_ct
     from ..weakseg.outputs import check_writable, write_outputs
@@ -69,7 +59,7 @@ def run(args) -> int:
     # Refuse cheap mistakes before reading a CT and loading a network.
     check_writable(args.out, args.overwrite)
     check_thresholds(args.t_fg, args.t_bg)
-    model = load_model(args.method, args.weights, args.device)
+    model = load_lesion_model(args.method, args.weights, args.device)
     ct = read_ct(args.ct)
     lungs = read_image(args.lungs) if args.lungs else None
     start = time.perf_counter()

@@ -70,7 +70,7 @@ def slice_probabilities(model, stacks: np.ndarray, device, batch_size: int = DEF
 
 def file_slice_index(ct: sitk.Image) -> np.ndarray:
     """(Z,) file slice index k of each canonical slice (InputError when the third axis is not axial)."""
-    from ..training.tasks.weakseg_data import canonical_slice_order
+    from ..lungs.geometry import canonical_slice_order
 
     try:
         return canonical_slice_order(ct)

@@ -129,3 +129,20 @@ def physical_x(image: sitk.Image, zyx: np.ndarray) -> float:
     """LPS x (mm, larger = patient left) of a continuous (z, y, x) array index of ``image``."""
     index = [float(v) for v in np.asarray(zyx, dtype=float)[::-1]]
     return float(image.TransformContinuousIndexToPhysicalPoint(index)[0])
+
+
+def canonical_slice_order(image: sitk.Image) -> np.ndarray:
+    """File slice index of each canonical slice: (Z,) int, for a file of Z axial slices.
+
+    Slice labels are indexed along the file's third axis; :func:`to_canonical` may flip or
+    permute axes, so the labels are reordered the same way. A volume whose third file axis is
+    not the canonical axial axis cannot carry axial slice labels and raises ``ValueError``.
+    """
+    z = image.GetSize()[2]
+    probe = sitk.GetImageFromArray(np.arange(z, dtype=np.int32).reshape(z, 1, 1))
+    probe.SetDirection(image.GetDirection())
+    order = sitk.GetArrayFromImage(to_canonical(probe))
+    if order.shape != (z, 1, 1):
+        raise ValueError(f"the slice axis of this CT is not axial after reorientation (shape {order.shape}); "
+                         f"slice labels cannot be applied")
+    return order.reshape(z)

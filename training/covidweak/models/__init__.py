@@ -13,6 +13,7 @@ __all__ = [
 ]
 
 from .factory import METHODS, build_model, lesion_logits  # noqa: E402  (after the classes it builds)
-from .weights import LoadedModel, load_weights, save_weights  # noqa: E402
+from .weights import LoadedModel, load_lesion_model, load_weights, save_weights  # noqa: E402
 
-__all__ += ["METHODS", "LoadedModel", "build_model", "lesion_logits", "load_weights", "save_weights"]
+__all__ += ["METHODS", "LoadedModel", "build_model", "lesion_logits", "load_lesion_model", "load_weights",
+            "save_weights"]

@@ -124,6 +124,20 @@ def _read_payload(path: Path) -> dict:
     return payload
 
 
+def load_lesion_model(method: str, weights=None, device: str = "auto") -> "LoadedModel":
+    """The lesion network of ``weights`` (default: the shipped ``<method>-light``) on ``device``.
+
+    One of :data:`covidweak.models.METHODS`; a file trained for another method is refused.
+    """
+    from ..device import resolve_device
+    from ..errors import InputError
+    from .factory import METHODS
+
+    if method not in METHODS:
+        raise InputError(f"unknown method '{method}': choose {', '.join(METHODS)}")
+    return load_weights(weights or f"{method}-light", method=method, device=str(resolve_device(device)))
+
+
 def load_weights(source: str | Path, method: Optional[str] = None, device: str = "cpu",
                  folder: Optional[Path] = None) -> LoadedModel:
     """Load a registered model name or a weight file path into its network.

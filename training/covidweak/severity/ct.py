@@ -197,10 +197,10 @@ def _segmentation(args, progress):
         summary = result.summary
         about = {"method": summary.get("method"), "weights_sha256": summary.get("weights_sha256"), "t_fg": args.t_fg}
         return ct, result.lungs, sitk.GetArrayFromImage(mask), about
-    from ..commands.segment import load_model
+    from ..models import load_lesion_model
     from ..weakseg.infer import segment_ct
 
-    model = load_model(args.seg_method, args.seg_weights, args.device)
+    model = load_lesion_model(args.seg_method, args.seg_weights, args.device)
     result = segment_ct(ct, model, t_fg=args.t_fg, device=args.device, progress=progress)
     about = {"method": model.method, "weights_sha256": model.sha256, "t_fg": args.t_fg}
     return ct, result.lungs, sitk.GetArrayFromImage(result.mask), about

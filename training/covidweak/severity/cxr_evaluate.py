@@ -3,7 +3,7 @@
 Every study runs through the whole inference pipeline (:func:`covidweak.severity.cxr_infer.run_cxr`:
 the cxr-lungs network's lungs, not the dataset's), and its 3x2 probability array is compared
 with the dataset's label array: MSE, MAE, Pearson CC and R^2 of the global score, mean AUC
-over the six zones (:func:`covidweak.training.tasks.severity.severity_metrics`). Each row also
+over the six zones (:func:`severity_metrics`). Each row also
 gives ``constant_mse``, the MSE of the best constant guess on the same studies (the variance of
 their global scores): the floor a model has to beat, since a skewed label mix can make a small
 MSE cheap.
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..progress import Progress
+from .cxr_rmp import SEVERITY_THRESHOLD
 
 PAPER_TABLE3 = {
     # Kim et al., Table 3 (CNUH external test set): MSE, MAE, CC, R^2, mean AUC.
@@ -32,6 +33,30 @@ PAPER_TABLE2 = {
     "DenseNet-121": (2.000, 0.914, 0.730, 0.491, 0.873),
 }
 METRICS = ("mse", "mae", "cc", "r2", "mean_auc")
+
+
+def severity_metrics(predicted, truth) -> dict[str, float]:
+    """(N, 3, 2) predicted probabilities and 0/1 labels -> Kim et al.'s metrics (Sec. 3).
+
+    MSE, MAE, Pearson CC and R^2 of the global score (sum of the array binarised at 0.5,
+    0-6) against the true score; mean over the six zones of the ROC AUC (zones whose test
+    labels are all one class are left out of the mean, and counted).
+    """
+    from scipy.stats import pearsonr
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    predicted, truth = np.asarray(predicted, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    score = (predicted >= SEVERITY_THRESHOLD).sum(axis=(1, 2))
+    true_score = truth.sum(axis=(1, 2))
+    error = score - true_score
+    constant = np.ptp(score) == 0 or np.ptp(true_score) == 0
+    aucs = [roc_auc_score(truth[:, r, c], predicted[:, r, c]) for r in range(3) for c in range(2)
+            if np.ptp(truth[:, r, c]) > 0]
+    return {"mse": float(np.mean(error ** 2)), "mae": float(np.mean(np.abs(error))),
+            "cc": float("nan") if constant else float(pearsonr(score, true_score)[0]),
+            "r2": float(r2_score(true_score, score)) if np.ptp(true_score) > 0 else float("nan"),
+            "mean_auc": float(np.mean(aucs)) if aucs else float("nan"), "auc_zones": len(aucs),
+            "studies": int(len(score))}
 
 
 def select_studies(records: list, split: str, weights: str) -> tuple[list, dict]:
@@ -57,7 +82,6 @@ def evaluate_weights(records: list, severity_model, lungs_model, device: str = "
     """Metrics of one severity network on ``records`` (each with cxr_path and severity_array)."""
     import SimpleITK as sitk
 
-    from ..training.tasks.severity import severity_metrics
     from .cxr_infer import run_cxr
 
     predicted, truth, refused = [], [], []

@@ -110,7 +110,7 @@ def study_inputs(ct: sitk.Image, lungs: Optional[sitk.Image] = None, preprocess:
     InputError when the image holds no lungs). InputError as well when no slice has lung.
     """
     from ..lungs.geometry import to_canonical
-    from ..training.tasks.weakseg_data import canonical_slice_order
+    from ..lungs.geometry import canonical_slice_order
 
     if lungs is None:
         from ..lungs import segment_lungs

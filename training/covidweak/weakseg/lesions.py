@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
-from ..mrml import ijk_to_ras_matrix
+from ..io.ras import ijk_to_ras_matrix
 from ..zones import LUNG_LABELS, LUNG_NAMES, ZONE_NAMES, zone_map_3d
 
 LESION_COLUMNS = (

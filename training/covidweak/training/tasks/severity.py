@@ -34,6 +34,7 @@ from ...errors import InputError
 from ...models.severity_vit import EMBED_LABELS, INPUT_SIZES, build_severity_model
 from ...severity import cxr_selftrain
 from ...severity.cxr_data import load_arrays
+from ...severity.cxr_evaluate import severity_metrics
 from ...severity.cxr_geometry import WHOLE_IMAGE
 from ...severity.cxr_rmp import SEVERITY_THRESHOLD, roi_max_pool
 from ..task import ExportSpec, TaskData
@@ -53,30 +54,6 @@ def _tensors(arrays, device):
 
     return {name: torch.as_tensor(getattr(arrays, name)).to(device)
             for name in ("images", "masks", "regions", "severity", "findings")}
-
-
-def severity_metrics(predicted, truth) -> dict[str, float]:
-    """(N, 3, 2) predicted probabilities and 0/1 labels -> Kim et al.'s metrics (Sec. 3).
-
-    MSE, MAE, Pearson CC and R^2 of the global score (sum of the array binarised at 0.5,
-    0-6) against the true score; mean over the six zones of the ROC AUC (zones whose test
-    labels are all one class are left out of the mean, and counted).
-    """
-    from scipy.stats import pearsonr
-    from sklearn.metrics import r2_score, roc_auc_score
-
-    predicted, truth = np.asarray(predicted, dtype=np.float64), np.asarray(truth, dtype=np.float64)
-    score = (predicted >= SEVERITY_THRESHOLD).sum(axis=(1, 2))
-    true_score = truth.sum(axis=(1, 2))
-    error = score - true_score
-    constant = np.ptp(score) == 0 or np.ptp(true_score) == 0
-    aucs = [roc_auc_score(truth[:, r, c], predicted[:, r, c]) for r in range(3) for c in range(2)
-            if np.ptp(truth[:, r, c]) > 0]
-    return {"mse": float(np.mean(error ** 2)), "mae": float(np.mean(np.abs(error))),
-            "cc": float("nan") if constant else float(pearsonr(score, true_score)[0]),
-            "r2": float(r2_score(true_score, score)) if np.ptp(true_score) > 0 else float("nan"),
-            "mean_auc": float(np.mean(aucs)) if aucs else float("nan"), "auc_zones": len(aucs),
-            "studies": int(len(score))}
 
 
 def copy_weights(target, source, what: str) -> None:

@@ -39,7 +39,7 @@ import torch
 
 from ...io import read_ct, read_image
 from ...losses.mil import BAG_SIZE, NEGATIVE, POSITIVE, make_bags
-from ...lungs.geometry import to_canonical
+from ...lungs.geometry import canonical_slice_order, to_canonical
 from ...preprocess import resize_slices
 from ...preprocess.lungbox import LungBox, to_box
 from ...records import StudyRecord
@@ -62,23 +62,6 @@ class PreparedStudy:
     labels: list[str]
     lesion: Optional[np.ndarray]
     lungs: Optional[np.ndarray]
-
-
-def canonical_slice_order(image: sitk.Image) -> np.ndarray:
-    """File slice index of each canonical slice: (Z,) int, for a file of Z axial slices.
-
-    Slice labels are indexed along the file's third axis; :func:`to_canonical` may flip or
-    permute axes, so the labels are reordered the same way. A volume whose third file axis is
-    not the canonical axial axis cannot carry axial slice labels and raises ``ValueError``.
-    """
-    z = image.GetSize()[2]
-    probe = sitk.GetImageFromArray(np.arange(z, dtype=np.int32).reshape(z, 1, 1))
-    probe.SetDirection(image.GetDirection())
-    order = sitk.GetArrayFromImage(to_canonical(probe))
-    if order.shape != (z, 1, 1):
-        raise ValueError(f"the slice axis of this CT is not axial after reorientation (shape {order.shape}); "
-                         f"slice labels cannot be applied")
-    return order.reshape(z)
 
 
 def _canonical_mask(path) -> np.ndarray:

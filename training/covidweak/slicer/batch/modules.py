@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from ..errors import InputError
+from ...errors import InputError
 
 MODULES_ENV = "COVIDWEAK_SLICER_MODULES"
 MODULE_NAMES = ("COVIDWeakSeg", "COVIDSeverity", "COVIDSimilarCase")
@@ -25,7 +25,7 @@ def default_modules_dir() -> Optional[Path]:
     """The folder holding the module folders: the environment variable, else this checkout's root."""
     if os.environ.get(MODULES_ENV):
         return Path(os.environ[MODULES_ENV]).expanduser()
-    root = Path(__file__).resolve().parents[3]  # training/covidweak/batch/ -> the extension root
+    root = Path(__file__).resolve().parents[4]  # training/covidweak/slicer/batch/ -> the extension root
     return root if (root / MODULE_NAMES[0]).is_dir() else None
 
 

@@ -24,8 +24,8 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
-from ..report.html import Picture, Section, Table
+from ...errors import InputError
+from ...report.html import Picture, Section, Table
 from .cases import Case
 from .modules import import_module_lib
 
@@ -85,8 +85,8 @@ class CaseContext:
 @functools.lru_cache(maxsize=None)
 def loaded_model(weights: str, method: str, device: str):
     """The network of ``weights``, loaded once per process and reused for every case."""
-    from ..device import resolve_device
-    from ..models import load_weights
+    from ...device import resolve_device
+    from ...models import load_weights
 
     return load_weights(weights, method=method, device=str(resolve_device(device)))
 
@@ -101,7 +101,7 @@ def batch_weakseg_logic_class(logic_class: type) -> type:
 
     class BatchWeakSegLogic(logic_class):
         def infer(self, image, method, weights, t_fg, t_bg, device, sync=True, progress=None):
-            from ..weakseg.infer import segment_ct
+            from ...weakseg.infer import segment_ct
 
             return segment_ct(image, loaded_model(weights, method, device), t_fg=t_fg, t_bg=t_bg, device=device,
                               progress=progress)
@@ -111,8 +111,8 @@ def batch_weakseg_logic_class(logic_class: type) -> type:
 
 def weakseg_step(context: CaseContext) -> None:
     """COVIDWeakSeg: lesion probability, lesion segmentation at T_fg, lesion and involvement tables, boxes."""
-    from ..dicom_seg import write_dicom_seg
-    from ..report.figures import coronal_zones, lightbox
+    from ...dicom_seg import write_dicom_seg
+    from ...report.figures import coronal_zones, lightbox
 
     lib = import_module_lib("COVIDWeakSeg", context.options.modules_dir)
     from COVIDWeakSegLib import results  # importable now that import_module_lib found the package
@@ -178,7 +178,7 @@ def severity_step(context: CaseContext) -> None:
     import tempfile
 
     from ..child_process import run_covidweak
-    from ..weakseg.outputs import write_outputs
+    from ...weakseg.outputs import write_outputs
 
     result = context.handoff.get("segment_result")
     if result is None:
@@ -232,8 +232,8 @@ def similar_step(context: CaseContext) -> None:
     import contextlib
     import io
 
-    from ..mrml_outputs import table_node_rows
-    from ..models.weights import registry_entry, sha256_of
+    from ..outputs import table_node_rows
+    from ...models.weights import registry_entry, sha256_of
 
     options = context.options
     if not options.similar_index:

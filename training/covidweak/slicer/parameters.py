@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from .errors import InputError
+from ..errors import InputError
 
 NODE_CLASS_KEY = "covidweak.node_class"
 BOUNDS_KEY = "covidweak.bounds"

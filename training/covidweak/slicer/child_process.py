@@ -20,8 +20,8 @@ import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import CancelledError, CovidWeakError, InputError
-from .progress import Progress
+from ..errors import CancelledError, CovidWeakError, InputError
+from ..progress import Progress
 from .progress_stream import parse_progress_line
 
 EXIT_USER_ERROR = 2
@@ -170,17 +170,17 @@ def run_covidweak(argv, sync: bool, progress=None, work_dir=None) -> None:
     ``sync`` True runs the command in this process (for scripts), with
     ``progress`` standing in for the command's progress bar, so a cancel stops
     it at its next progress check. ``sync`` False runs it in a child process
-    through :mod:`covidweak.progress_stream` (for the Slicer panel): the GUI
+    through :mod:`covidweak.slicer.progress_stream` (for the Slicer panel): the GUI
     stays responsive and cancel kills the child at once. Both raise the
     command's own :class:`~covidweak.errors.CovidWeakError`.
     """
     argv = [str(part) for part in argv]
     if not sync:
-        ChildProcess([*python_command(), "-m", "covidweak.progress_stream", *argv],
+        ChildProcess([*python_command(), "-m", "covidweak.slicer.progress_stream", *argv],
                      env=child_environment(), cwd=work_dir).wait(progress)
         return
-    from . import cli
-    from . import progress as progress_module
+    from .. import cli
+    from .. import progress as progress_module
 
     if argv[0] not in cli.COMMAND_MODULES:
         raise InputError(f"this covidweak has no '{argv[0]}' command: update the covidweak package (pip install -U)")

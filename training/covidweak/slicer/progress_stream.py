@@ -1,6 +1,6 @@
 """Run a covidweak command with its progress as JSON lines on stdout, for a parent process.
 
-Slicer runs inference in a child process (``PythonSlicer -m covidweak.progress_stream
+Slicer runs inference in a child process (``PythonSlicer -m covidweak.slicer.progress_stream
 segment CT --out DIR ...``) so its GUI stays responsive. Every command reports
 through :func:`covidweak.progress.tqdm_progress`; here that factory is swapped
 for one that prints ``{"done": 3, "total": 40, "message": "lesion probability"}``
@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Optional, Sequence, TextIO
 
-from . import progress as _progress
+from .. import progress as _progress
 
 
 def json_progress(stream: Optional[TextIO] = None) -> _progress.Progress:
@@ -43,7 +43,7 @@ def parse_progress_line(line: str) -> Optional[tuple[int, int, str]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``covidweak`` command line with JSON progress lines instead of progress bars."""
-    from . import cli
+    from .. import cli
 
     _progress.tqdm_progress = lambda desc="": json_progress()
     return cli.main(argv)

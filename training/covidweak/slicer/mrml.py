@@ -1,8 +1,6 @@
 """SimpleITK images <-> MRML volume and segmentation nodes, with exact geometry.
 
-Geometry. SimpleITK places voxel index (i, j, k) at ``origin + D @ (spacing * ijk)``
-in LPS; MRML stores the same mapping as a 4x4 IJKToRAS matrix in RAS. With
-``F = diag(-1, -1, 1)`` (LPS <-> RAS), ``IJKToRAS = [[F D S, F o], [0, 1]]``.
+Geometry. The IJKToRAS matrix of a node is :func:`covidweak.io.ras.ijk_to_ras_matrix` of the image.
 Voxels need no reordering: a numpy view of either side is (k, j, i) = (z, y, x).
 
 Transforms. A node under a parent transform is refused rather than silently
@@ -23,31 +21,8 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
-
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
-
-
-def ijk_to_ras_matrix(image: sitk.Image) -> np.ndarray:
-    """The 4x4 IJKToRAS matrix of a 3-D SimpleITK image."""
-    direction = np.reshape(image.GetDirection(), (3, 3))
-    matrix = np.eye(4)
-    matrix[:3, :3] = LPS_TO_RAS @ direction @ np.diag(image.GetSpacing())
-    matrix[:3, 3] = LPS_TO_RAS @ np.asarray(image.GetOrigin())
-    return matrix
-
-
-def set_geometry_from_ijk_to_ras(image: sitk.Image, matrix: np.ndarray) -> sitk.Image:
-    """Give ``image`` (3-D) the origin, spacing and direction that a 4x4 IJKToRAS matrix describes."""
-    lps = LPS_TO_RAS @ np.asarray(matrix)[:3, :]
-    spacing = np.linalg.norm(lps[:, :3], axis=0)
-    if np.any(spacing <= 0):
-        raise InputError("the volume's IJKToRAS matrix has a zero-length axis: its geometry is damaged; reload it")
-    image.SetSpacing(spacing.tolist())
-    image.SetDirection((lps[:, :3] / spacing).ravel().tolist())
-    image.SetOrigin(lps[:, 3].tolist())
-    return image
-
+from ..errors import InputError
+from ..io.ras import ijk_to_ras_matrix, set_geometry_from_ijk_to_ras
 
 def _vtk_matrix(array: np.ndarray):
     import vtk

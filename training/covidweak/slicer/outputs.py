@@ -4,7 +4,7 @@ COVIDSeverity and COVIDSimilarCase turn the output files of covidweak commands i
 tables, plots, lines and segments. The helpers here are the ones both need: which
 module created a node (only such nodes may be replaced by a re-run), tables and their
 CSV export, colour ramps, plot charts, line markups, slice positions and the slice
-views' overlay. Like :mod:`covidweak.mrml`, they only ever add nodes; ``slicer`` is
+views' overlay. Like :mod:`covidweak.slicer.mrml`, they only ever add nodes; ``slicer`` is
 imported inside the functions.
 """
 
@@ -79,7 +79,7 @@ def write_table_csv(node, path) -> None:
     import csv
     import io
 
-    from .io.atomic import write_text
+    from ..io.atomic import write_text
 
     columns, rows = table_node_rows(node)
     buffer = io.StringIO()

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .errors import CovidWeakError
+from ..errors import CovidWeakError
 
 PIP_REQUIREMENTS = (
     "scipy==1.17.1",
@@ -40,9 +40,7 @@ PIP_REQUIREMENTS = (
     "highdicom==0.28.2",
     "nibabel==5.4.2",
     "tqdm==4.70.1",
-    "PyYAML==6.0.3",
     "pillow==13.0.0",
-    "tensorboard==2.21.0",
 )
 """What pip installs into Slicer. Kept equal to pyproject's dependencies minus
 torch and the Slicer-provided packages by a test, so the two never drift."""
@@ -252,7 +250,7 @@ def ensure_dependencies(
     if not confirm(plan.describe()):
         raise DependencyError("installing covidweak's dependencies was declined: "
                               "the modules need them; reopen the module and accept, or run "
-                              "covidweak.slicer_deps.ensure_dependencies() from the Python console")
+                              "covidweak.slicer.deps.ensure_dependencies() from the Python console")
     if plan.torch:
         log(f"Installing {plan.torch} through the PyTorch extension...")
         torch_installer(plan.torch)
