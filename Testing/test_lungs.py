@@ -28,8 +28,8 @@ the classical mask falls below MIN_DICE as dense lesions line more of the pleura
 256²x64 (scripts/probes/lung_dice.py); 0.962 at 21 % in the tests' 128²x32 phantom."""
 DICE_FLOOR = {0: 0.95, 1: 0.95, 2: 0.88, 3: 0.88, 4: 0.70}
 """Regression floors per MosMedData category, set under what the tests' 128²x32 phantom
-measures (CT-1 0.962, a CT-2 follow-up 0.887, CT-3 0.930, its CT-4 follow-up 0.715; README,
-Status: lung segmentation). They record a limit, not a goal: the goal is MIN_DICE everywhere."""
+measures (CT-1 0.962, a CT-2 follow-up 0.887, CT-3 0.930, its CT-4 follow-up 0.715; docs/status.md,
+lung segmentation). They record a limit, not a goal: the goal is MIN_DICE everywhere."""
 
 
 CONSOLIDATION_HU = 30.0

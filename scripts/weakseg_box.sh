@@ -8,7 +8,7 @@
 #          all at --lesion-scale 2, one study per patient; and three test cohorts of the calibrated
 #          default phantom (lesion scale 1) at 256²×64, 224²×56 and 288²×36 (seeds 45000-47000).
 #          The shipped files were trained on generator 1.1; under 1.2 the seeds give other
-#          COVID-19 lesions (README, phantom section), so a rerun trains on a different cohort;
+#          COVID-19 lesions (docs/phantom.md), so a rerun trains on a different cohort;
 #   train  the box CAM with noisy-OR pooling (the CAM row and the start of the SEAM family),
 #          M-SEAM-NAM, the U-Net on the sparse masks, SEAM, SEAM + NAM, multi-scale CAM, and the
 #          CAM with the paper's GAP pooling (the pooling ablation); each a .box config;

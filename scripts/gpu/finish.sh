@@ -1,7 +1,7 @@
 #!/bin/bash
 # Usage: finish.sh WORK OUT
 # After train_weakseg.sh / train_severity.sh: export the weights, evaluate them on held-out phantoms
-# (the README's Table 1 patients, seed 7000, and the severity test patients, seed 8), time inference
+# (docs/status.md's Table 1 patients, seed 7000, and the severity test patients, seed 8), time inference
 # on the GPU, and pack weights and reports into OUT.
 set -uo pipefail
 work=$1 out=$2

@@ -13,7 +13,7 @@ which this probe patches in for the duration of one process, leaving the package
 * a min-pooling term pushes the lowest quarter of each positive image's D towards 0.
 
 Maps come out as logit(D), so the package's sigmoid gives D back. Measured on the
-``--lesion-scale 2`` phantom in the README (Status, COVIDWeakSeg).
+``--lesion-scale 2`` phantom in docs/status.md (COVIDWeakSeg).
 """
 
 import runpy

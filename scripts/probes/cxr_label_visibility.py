@@ -7,7 +7,7 @@ the lesions and as the same patient's normal study (same anatomy and scanner noi
 difference is the lesions' own contrast. Per zone it prints, for the zones the label calls
 positive, that contrast relative to the lung texture (standard deviation of the high-passed
 lesion-free radiograph inside the lungs). With generator 1.0's labels (any projected lesion voxel)
-a quarter of the positive zones stayed below one texture standard deviation; README, Status.
+a quarter of the positive zones stayed below one texture standard deviation; docs/status.md.
 It also prints the radiograph contrast per mm of extra water-equivalent lesion thickness (from the
 two CTs), the calibration behind ``covidweak.phantom.drr.VISIBLE_THICKNESS_MM``.
 """

@@ -7,7 +7,7 @@ initialisation in Sect. 2.1) and an untrained PCM (seed 0) raised to that power
 (``model.pcm_power``). Each is scored like ``covidweak evaluate weakseg --split val`` on the
 first N validation patients of the CAM's recorded split, over a T_fg sweep, beside the CAM's
 own map C. It shows what PCM does before any SEAM training: D = C . M is an average over M's
-columns, and an unsharpened M averages over the whole lung. The README's PCM_POWER figures
+columns, and an unsharpened M averages over the whole lung. The PCM_POWER figures in docs/status.md
 come from ``--patients 12 --betas 1 8 32``.
 """
 

@@ -10,7 +10,7 @@ each map scaled to [0, 1] by its own minimum and maximum, then multiplied by the
 so an image without the class adds nothing. :func:`equivariance_maps` does that for the
 lesion class ("normalised", the default). "logits" compares the raw logit maps as Eq. 2-3 read
 literally; those terms then also penalise the logits' size. In a SEAM probe on the phantom, L_cls
-stayed near chance with raw logits and fell with normalised maps (README, Status).
+stayed near chance with raw logits and fell with normalised maps (docs/status.md).
 "probabilities" compares sigmoid maps: the reading for noisy-OR pooling, whose logit maps sit at
 -10 to -20 on background (so "logits" is dominated by background that differs in size only,
 and the ReLU of "normalised" leaves nothing), while the probability is ~0 there as a normalised

@@ -26,7 +26,7 @@ class PhantomConfig:
     lesions may sit), for COVID-19 after the lesions were planned to reach the patient's
     involvement target (``burden``: MosMedData's mix of CT categories at 1). Values above 1
     exaggerate the burden, as a learnability probe does to tell "the method cannot learn"
-    from "the lesions are too small to see" (README, Status).
+    from "the lesions are too small to see" (docs/status.md).
     """
 
     size: int = 256

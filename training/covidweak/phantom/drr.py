@@ -40,7 +40,7 @@ VISIBLE_THICKNESS_MM = 3.0
 """Lesion excess water-equivalent thickness at which its radiograph contrast is about the
 lungs' own texture (one standard deviation of the high-passed lesion-free DRR): measured on
 the phantom at 1.4 mm pixels as 0.25-0.30 texture standard deviations per mm, so 0.75-0.9
-at 3 mm (README, Status).
+at 3 mm (docs/status.md).
 The paper gives no number; this is the phantom's reading of "presence of the opacity"."""
 VISIBLE_AREA_MM2 = 50.0
 """Smallest visible opacity: 25 pixels of 1.4 mm, so that contrast 1 (in texture standard

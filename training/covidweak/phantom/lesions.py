@@ -225,7 +225,7 @@ def plan_cap(rng: np.random.Generator, cand: Candidates, scale: float, lesion_sc
     larger CAP would also defeat the classical lung mask: a consolidation filling a
     lobe from the mediastinum to the chest wall, with no aerated lung below it, is lost
     by ``covidweak.lungs`` (measured on generator-1.2 drafts: lung Dice 0.35-0.90 at
-    10-45 % involvement; README, Status). ``ct_category`` is the category of the
+    10-45 % involvement; docs/status.md). ``ct_category`` is the category of the
     lattice estimate, ``target`` is None.
     """
     scale = scale * lesion_scale  # 1.1 scaled placement and radii together
