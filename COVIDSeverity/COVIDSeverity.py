@@ -13,6 +13,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from covidweak.slicer.panel import setup_module_panel
+from covidweak.slicer.runner import Where
 from COVIDSeverityLib import COVIDSeverityLogic
 
 BOUND_WIDGETS = {
@@ -79,7 +80,7 @@ class COVIDSeverityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         volume = self.ui.inputVolumeSelector.currentNode()
         self.ui.applyButton.enabled = False
         try:
-            created = self.panel.run(lambda progress: self.logic.process(volume, sync=False, progress=progress),
+            created = self.panel.run(lambda progress: self.logic.process(volume, where=Where.CHILD_PROCESS, progress=progress),
                                      "Scoring in a separate process...", lambda nodes: self.logic.summary_text())
         finally:
             self.ui.applyButton.enabled = volume is not None
@@ -174,11 +175,11 @@ class COVIDSeverityTest(ScriptedLoadableModuleTest):
         logic.parameters.diagnosis_weights = os.path.join(folder, "diagnosis.pt")
         self.assertEqual(logic.classify_input(cxr), "cxr")
         self.assertEqual(logic.classify_input(ct), "ct")
-        created = logic.process(cxr, device="cpu", sync=False)
+        created = logic.process(cxr, device="cpu", where=Where.CHILD_PROCESS)
         self.assertEqual(len(created.zone_lines), 4)
         self.assertEqual(created.zone_segmentation.GetSegmentation().GetNumberOfSegments(), 6)
         self.assertTrue(0 <= created.score <= 6)
-        created = logic.process(ct, device="cpu", diagnose=True, sync=False)
+        created = logic.process(ct, device="cpu", diagnose=True, where=Where.CHILD_PROCESS)
         self.assertTrue(0 <= created.score <= 30)
         self.assertEqual(created.zone_table.GetNumberOfRows(), 9)
         self.assertGreater(created.slice_table.GetNumberOfRows(), 0)

@@ -13,6 +13,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from covidweak.slicer.panel import setup_module_panel
+from covidweak.slicer.runner import Where
 from COVIDSimilarCaseLib import COVIDSimilarCaseLogic
 
 BOUND_WIDGETS = {
@@ -86,13 +87,13 @@ class COVIDSimilarCaseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.lesionTableView.setMRMLTableNode(params.output_lesion_table)
 
     def onBuildIndex(self):
-        if self.panel.run(lambda progress: self.logic.build_index(sync=False, progress=progress),
+        if self.panel.run(lambda progress: self.logic.build_index(where=Where.CHILD_PROCESS, progress=progress),
                           "Building the case index in a separate process...", lambda status: status):
             self.onInputsChanged()  # the new index folder is a parameter already shown by the binding
 
     def onSearch(self):
         volume = self.ui.queryVolumeSelector.currentNode()
-        table = self.panel.run(lambda progress: self.logic.search(volume, sync=False, progress=progress),
+        table = self.panel.run(lambda progress: self.logic.search(volume, where=Where.CHILD_PROCESS, progress=progress),
                                "Searching the case index in a separate process...",
                                lambda table: f"{table.GetNumberOfRows()} similar cases; click a row to open one")
         if table is not None:
@@ -122,7 +123,7 @@ class COVIDSimilarCaseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onClusters(self):
         volume = self.ui.queryVolumeSelector.currentNode()
-        created = self.panel.run(lambda progress: self.logic.find_clusters(volume, sync=False, progress=progress),
+        created = self.panel.run(lambda progress: self.logic.find_clusters(volume, where=Where.CHILD_PROCESS, progress=progress),
                                  "Finding lesion clusters in a separate process...",
                                  lambda nodes: f"{nodes.lesion_table.GetNumberOfRows()} lesions; "
                                                "click a row to jump to one")
@@ -169,9 +170,9 @@ class COVIDSimilarCaseTest(ScriptedLoadableModuleTest):
         query = volume_node_from_image(generate_study(3, 0, "covid", config=config).ct, name="phantom CT")
         logic = COVIDSimilarCaseLogic(work_dir=str(folder))
         logic.parameters.ducn_weights = str(folder / "ducn.pt")
-        logic.build_index(str(folder / "library"), str(folder / "index"), sync=False)
+        logic.build_index(str(folder / "library"), str(folder / "index"), where=Where.CHILD_PROCESS)
         self.assertIn("case index", logic.validate_inputs(query, str(folder / "index")))
-        table = logic.search(query, k=2, sync=False)
+        table = logic.search(query, k=2, where=Where.CHILD_PROCESS)
         self.assertEqual(table.GetNumberOfRows(), 2)
         opened = logic.open_case(0)
         self.assertNotEqual(opened.volume.GetID(), query.GetID())

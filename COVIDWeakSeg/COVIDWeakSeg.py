@@ -16,6 +16,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from covidweak.slicer.panel import setup_module_panel
+from covidweak.slicer.runner import Where
 from COVIDWeakSegLib import COVIDWeakSegLogic
 
 BOUND_WIDGETS = {
@@ -111,7 +112,7 @@ class COVIDWeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         volume = self.ui.inputVolumeSelector.currentNode()
         self.ui.applyButton.enabled = False
         try:
-            created = self.panel.run(lambda progress: self.logic.process(volume, sync=False, progress=progress),
+            created = self.panel.run(lambda progress: self.logic.process(volume, where=Where.CHILD_PROCESS, progress=progress),
                                      "Running lesion inference in a separate process...",
                                      lambda nodes: f"{nodes.lesion_table.GetNumberOfRows()} lesions at "
                                                    f"T_fg {self.logic.parameters.t_fg:.2f}; click a row to jump to it")
@@ -164,7 +165,7 @@ class COVIDWeakSegTest(ScriptedLoadableModuleTest):
         save_weights(weights, build_model("cam", {"backbone": "light"}), "cam", {"backbone": "light"}, {"input_size": 64})
         logic = COVIDWeakSegLogic(work_dir=folder)
         self.assertIn("CT", logic.validate_input(volume))
-        created = logic.process(volume, method="cam", weights=weights, t_fg=0.5, device="cpu", sync=False)
+        created = logic.process(volume, method="cam", weights=weights, t_fg=0.5, device="cpu", where=Where.CHILD_PROCESS)
         self.assertEqual(slicer.util.arrayFromVolume(created.probability).shape, slicer.util.arrayFromVolume(volume).shape)
         logic.set_thresholds(t_fg=0.3)
         self.assertEqual(created.probability.GetDisplayNode().GetLowerThreshold(), 0.3)

@@ -52,7 +52,7 @@ def logic(mrml_scene, tmp_path):
 
 @pytest.fixture
 def processed(logic, ct_volume, cam_weights):
-    """The sync run at a T_fg inside the random network's probability range (about 0.45-0.6)."""
+    """The in-process run at a T_fg inside the random network's probability range (about 0.45-0.6)."""
     return logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5)
 
 

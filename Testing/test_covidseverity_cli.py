@@ -22,6 +22,7 @@ if str(ROOT / "COVIDSeverity") not in sys.path:
 
 from COVIDSeverityLib import COVIDSeverityLogic  # noqa: E402
 from covidweak.progress import Progress  # noqa: E402
+from covidweak.slicer.runner import Where  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +97,8 @@ def test_real_commands_on_a_radiograph_and_a_ct(logic, study, mrml_scene, tmp_pa
 def test_child_process_run_reports_progress_and_cleans_up(logic, study, mrml_scene, tmp_path):
     cxr = volume(study.cxr, mrml_scene, "phantom CXR")
     messages = []
-    created = logic.process(cxr, device="cpu", sync=False, progress=Progress(lambda d, t, m: messages.append(m)))
+    created = logic.process(cxr, device="cpu", where=Where.CHILD_PROCESS,
+                            progress=Progress(lambda d, t, m: messages.append(m)))
     assert created.modality == "cxr" and len(created.zone_lines) == 4
     assert "lungs" in messages
     assert list(tmp_path.iterdir()) == [], "the temporary input and output folders are removed"
@@ -109,6 +111,6 @@ def test_command_errors_reach_the_user_as_one_line(logic, study, mrml_scene, tmp
     logic.parameters.severity_weights = str(tmp_path / "missing.pt")
     before = mrml_scene.GetNumberOfNodes()
     with pytest.raises(CovidWeakError, match="missing.pt"):
-        logic.process(cxr, device="cpu", sync=False)
+        logic.process(cxr, device="cpu", where=Where.CHILD_PROCESS)
     assert mrml_scene.GetNumberOfNodes() == before
     assert json.dumps(logic.last_report) == "{}"

@@ -353,17 +353,19 @@ def test_export_writes_every_table_and_refuses_to_overwrite(logic, ct_volume, ct
     assert len(logic.export_csv(out, overwrite=True)) == 3
 
 
-def test_in_process_runs_name_bad_commands_and_restore_the_progress_factory(tmp_path):
+def test_in_process_runs_name_bad_commands_and_hand_progress_over_explicitly(tmp_path):
     import covidweak.progress as progress_module
-    from covidweak.slicer.child_process import run_covidweak
     from covidweak.progress import Progress
+    from covidweak.slicer.runner import Where, run_command
 
     factory = progress_module.tqdm_progress
     with pytest.raises(InputError, match="has no 'nosuch' command"):
-        run_covidweak(["nosuch"], sync=True)
+        run_command(["nosuch"], Where.IN_PROCESS)
     with pytest.raises(InputError, match="refused the arguments --no-such-option"):
-        run_covidweak(["diagnose", "--no-such-option"], sync=True)
+        run_command(["diagnose", "--no-such-option"], Where.IN_PROCESS)
     with pytest.raises(CovidWeakError, match="missing.nii.gz"):
-        run_covidweak(["lungs", tmp_path / "missing.nii.gz", "--out", tmp_path / "lungs.nii.gz"], sync=True,
-                      progress=Progress(lambda d, t, m: None))
-    assert progress_module.tqdm_progress is factory
+        run_command(["lungs", tmp_path / "missing.nii.gz", "--out", tmp_path / "lungs.nii.gz"], Where.IN_PROCESS,
+                    progress=Progress(lambda d, t, m: None))
+    assert progress_module.tqdm_progress is factory, "nothing module-wide is rebound"
+    with pytest.raises(TypeError, match="where must be a Where"):
+        run_command(["lungs"], True)  # the old sync flag

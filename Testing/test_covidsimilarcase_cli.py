@@ -24,6 +24,7 @@ if str(ROOT / "COVIDSimilarCase") not in sys.path:
 from COVIDSimilarCaseLib import COVIDSimilarCaseLogic  # noqa: E402
 from covidweak.slicer.outputs import table_node_rows  # noqa: E402
 from covidweak.progress import Progress  # noqa: E402
+from covidweak.slicer.runner import Where  # noqa: E402
 
 pytestmark = pytest.mark.slow
 CASES = "cases.csv"
@@ -59,11 +60,11 @@ def test_build_search_and_open_with_the_real_commands(library, mrml_scene, tmp_p
     folder, rows, weights = library
     logic = COVIDSimilarCaseLogic(mrml_scene, work_dir=str(tmp_path))
     logic.parameters.ducn_weights = weights
-    status = logic.build_index(str(folder / "data" / CASES), str(tmp_path / "index"), sync=True)
+    status = logic.build_index(str(folder / "data" / CASES), str(tmp_path / "index"))
     assert status.startswith(f"case index {tmp_path / 'index'}")
     source = folder / "data" / rows[1]["ct"]
     query = volume_node_from_image(read_ct(source), scene=mrml_scene, name="query CT")
-    table = logic.search(query, k=3, sync=True)
+    table = logic.search(query, k=3)
     columns, results = table_node_rows(table)
     best = dict(zip(columns, results[0]))
     assert [r[columns.index("rank")] for r in results] == [1, 2, 3]
@@ -80,13 +81,13 @@ def test_single_slice_query_in_a_child_process(library, mrml_scene, tmp_path):
     folder, rows, weights = library
     logic = COVIDSimilarCaseLogic(mrml_scene, work_dir=str(tmp_path))
     logic.parameters.ducn_weights = weights
-    logic.build_index(str(folder / "data" / CASES), str(tmp_path / "index"), sync=True)
+    logic.build_index(str(folder / "data" / CASES), str(tmp_path / "index"))
     work = tmp_path / "work"
     work.mkdir()
     logic.work_dir = str(work)
     query = volume_node_from_image(read_ct(folder / "data" / rows[0]["ct"]), scene=mrml_scene, name="query CT")
     messages = []
-    table = logic.search(query, k=2, slice_index=16, sync=False,
+    table = logic.search(query, k=2, slice_index=16, where=Where.CHILD_PROCESS,
                          progress=Progress(lambda d, t, m: messages.append(m)))
     columns, results = table_node_rows(table)
     assert {r[columns.index("query_slice")] for r in results} == {16}

@@ -27,6 +27,7 @@ from COVIDSimilarCaseLib import display, outputs  # noqa: E402
 from covidweak.errors import CovidWeakError, InputError  # noqa: E402
 from covidweak.io.ras import LPS_TO_RAS
 from covidweak.slicer.outputs import table_node_rows  # noqa: E402
+from covidweak.slicer.runner import Where  # noqa: E402
 
 
 # ---------------------------------------------------------------- contract files from real data
@@ -231,19 +232,18 @@ FAKE_SIMILAR = textwrap.dedent("""
 def test_search_runs_the_command_in_a_child_and_loads_its_output(logic, query, phantom_dir, tmp_path, views,
                                                                  monkeypatch):
     """The panel's path: ChildProcess, progress lines, ``--slice`` of the Red view, output loaded, temp removed."""
-    from covidweak.slicer.child_process import ChildProcess
     from covidweak.progress import Progress
-    import covidweak.slicer.child_process
+    from covidweak.slicer import runner
 
     canned = tmp_path / "canned.json"
     write_similar_json(phantom_dir, canned)
     seen = []
 
-    def run_in_child(argv, sync, progress, work_dir):
+    def fake_similar(argv):
         seen.append([str(a) for a in argv])
-        ChildProcess([sys.executable, "-c", FAKE_SIMILAR, str(canned), *seen[-1][1:]]).wait(progress)
+        return [sys.executable, "-c", FAKE_SIMILAR, str(canned), *seen[-1][1:]]
 
-    monkeypatch.setattr(covidweak.slicer.child_process, "run_covidweak", run_in_child)
+    monkeypatch.setattr(runner, "child_command", fake_similar)
     (tmp_path / "index").mkdir()
     (tmp_path / "index" / "index.faiss").write_bytes(b"\0")
     work = tmp_path / "work"
@@ -252,7 +252,7 @@ def test_search_runs_the_command_in_a_child_and_loads_its_output(logic, query, p
     views[display.QUERY_VIEW][0].JumpSliceByCentering(*logic_slice_ras(query[0], 7))
     logic.parameters.slice_only = True
     reports = []
-    table = logic.search(query[0], index_dir=str(tmp_path / "index"), k=4, sync=False,
+    table = logic.search(query[0], index_dir=str(tmp_path / "index"), k=4, where=Where.CHILD_PROCESS,
                          progress=Progress(lambda d, t, m: reports.append((d, t, m))))
     assert seen[0][0] == "similar" and seen[0][seen[0].index("--slice") + 1] == "7"
     assert seen[0][seen[0].index("--k") + 1] == "4"

@@ -16,6 +16,7 @@ from covidweakseg_fixtures import cam_weights, ct_volume, ijk_to_ras, logic, stu
 from covidweak.slicer.child_process import ChildProcess
 from covidweak.errors import CancelledError, CovidWeakError  # noqa: E402
 from covidweak.progress import Progress  # noqa: E402
+from covidweak.slicer.runner import Where, child_command  # noqa: E402
 
 
 @pytest.mark.slow
@@ -25,7 +26,8 @@ def test_child_process_gives_the_same_probability_as_in_process(logic, ct_volume
     synced = slicer.util.arrayFromVolume(
         logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5).probability).copy()
     reports = []
-    child = logic.process(ct_volume, sync=False, progress=Progress(lambda d, t, m: reports.append((d, t, m))))
+    child = logic.process(ct_volume, where=Where.CHILD_PROCESS,
+                          progress=Progress(lambda d, t, m: reports.append((d, t, m))))
     np.testing.assert_allclose(slicer.util.arrayFromVolume(child.probability), synced, atol=1e-5, rtol=0)
     np.testing.assert_array_equal(ijk_to_ras(child.probability), ijk_to_ras(ct_volume))
     assert {"lesion probability"} <= {m for _, _, m in reports}
@@ -53,9 +55,11 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_cancel_kills_the_child_and_its_children(logic, ct_volume, cam_weights, mrml_scene, tmp_path):
+def test_cancel_kills_the_child_and_its_children(logic, ct_volume, cam_weights, mrml_scene, tmp_path, monkeypatch):
+    from covidweak.slicer import runner
+
     pid_file = tmp_path / "grandchild.pid"
-    logic.command_for = lambda *args: [sys.executable, "-c", SLOW_FAKE, str(pid_file)]
+    monkeypatch.setattr(runner, "child_command", lambda argv: [sys.executable, "-c", SLOW_FAKE, str(pid_file)])
     nodes_before = mrml_scene.GetNumberOfNodes()
 
     def cancel_after_a_few(done, total, message):
@@ -66,7 +70,7 @@ def test_cancel_kills_the_child_and_its_children(logic, ct_volume, cam_weights, 
     start = time.perf_counter()
     with pytest.raises(CancelledError):
         logic.process(ct_volume, method="cam", weights=cam_weights, device="cpu", t_fg=0.52, t_bg=0.5,
-                      sync=False, progress=progress)
+                      where=Where.CHILD_PROCESS, progress=progress)
     assert time.perf_counter() - start < 30
     grandchild = int(pid_file.read_text())
     deadline = time.time() + 5
@@ -91,7 +95,7 @@ def test_child_errors_arrive_as_one_line_messages():
 def test_child_command_runs_the_segment_cli_with_json_progress(tmp_path):
     from COVIDWeakSegLib.logic import segment_command
 
-    command = segment_command(tmp_path / "ct.nrrd", tmp_path / "out", "cam", "cam-light", 0.1, 0.01, "cpu")
-    assert command[1:4] == ["-m", "covidweak.slicer.progress_stream", "segment"]
+    command = child_command(segment_command(tmp_path / "ct.nrrd", tmp_path / "out", "cam", "cam-light", 0.1, 0.01, "cpu"))
+    assert command[1:4] == ["-m", "covidweak.slicer.progress_stream", "segment"] and "--lesion-boxes" not in command
     assert command[command.index("--t-fg") + 1] == "0.1" and command[command.index("--device") + 1] == "cpu"
     assert os.path.basename(command[0]).startswith(("python", "PythonSlicer"))

@@ -194,14 +194,17 @@ def test_existing_nodes_are_never_modified(logic, ct_volume, cam_weights, mrml_s
 
 
 @pytest.mark.slow
-def test_mscam_boxes_become_roi_markups(logic, ct_volume, tmp_path, mrml_scene):
+def test_mscam_boxes_become_roi_markups_only_when_asked_in_or_out_of_process(logic, ct_volume, tmp_path, mrml_scene):
     import torch
     from covidweak.models import build_model, save_weights
+    from covidweak.slicer.runner import Where
 
     torch.manual_seed(1)
     weights = tmp_path / "mscam-random.pt"
     save_weights(weights, build_model("mscam", {"backbone": "light"}), "mscam", {"backbone": "light"}, {"input_size": 64})
-    created = logic.process(ct_volume, method="mscam", weights=str(weights), device="cpu", t_fg=0.52, t_bg=0.5)
+    plain = logic.process(ct_volume, method="mscam", weights=str(weights), device="cpu", t_fg=0.52, t_bg=0.5)
+    assert plain.lesion_boxes == [], "no saliency work unless the box option is on"
+    created = logic.process(ct_volume, lesion_boxes=True)
     boxes = created.lesion_boxes
     assert boxes and all(box.IsA("vtkMRMLMarkupsROINode") for box in boxes)
     centre = [0.0] * 3
@@ -215,6 +218,18 @@ def test_mscam_boxes_become_roi_markups(logic, ct_volume, tmp_path, mrml_scene):
     again = logic.add_lesion_boxes(ct_volume, logic.last_result.lungs)
     assert all(mrml_scene.GetNodeByID(box.GetID()) is None for box in boxes)
     assert len(again) == len(boxes)
+    # The panel's path: the boxes come from the child `covidweak segment --lesion-boxes`.
+    child = logic.process(ct_volume, where=Where.CHILD_PROCESS).lesion_boxes
+
+    def centres(rois):
+        found = []
+        for roi in rois:
+            centre = [0.0] * 3
+            roi.GetCenter(centre)
+            found.append([round(c, 1) for c in centre])
+        return found
+
+    assert centres(child) == centres(again)
 
 
 # ---------------------------------------------------------------- bad inputs

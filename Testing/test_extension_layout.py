@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("COVIDWeakSeg", "COVIDSeverity", "COVIDSimilarCase")
 TOP = (ROOT / "CMakeLists.txt").read_text()
 
-EARLY_IMPORTED = ("__init__", "errors", "progress", "slicer/__init__", "slicer/deps", "slicer/parameters", "slicer/panel")
+EARLY_IMPORTED = ("__init__", "errors", "progress", "slicer/__init__", "slicer/deps", "slicer/parameters", "slicer/panel",
+                  "slicer/runner")
 """covidweak modules (paths under training/covidweak, no .py) the Slicer modules import before
 dependencies are installed."""
 

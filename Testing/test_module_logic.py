@@ -241,7 +241,7 @@ def test_self_test_workflow_on_random_weights(ct_volume, mrml_scene, tmp_path):
     weights = str(tmp_path / "cam.pt")
     save_weights(weights, build_model("cam", {"backbone": "light"}), "cam", {"backbone": "light"}, {"input_size": 64})
     logic = COVIDWeakSegLogic(mrml_scene, work_dir=str(tmp_path))
-    created = logic.process(ct_volume, method="cam", weights=weights, t_fg=0.5, device="cpu", sync=True)
+    created = logic.process(ct_volume, method="cam", weights=weights, t_fg=0.5, device="cpu")
     logic.set_thresholds(t_fg=0.3)
     assert created.probability.GetDisplayNode().GetLowerThreshold() == 0.3
     assert logic.create_segmentation(uncertain=True).GetSegmentation().GetNumberOfSegments() == 2

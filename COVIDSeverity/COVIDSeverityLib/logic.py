@@ -3,8 +3,8 @@
 Two separate steps, so each can be used and tested alone:
 
 * ``run_commands`` runs ``covidweak severity`` (and, for a CT, ``covidweak
-  diagnose``) on an image, in a child process for the panel (progress, Cancel
-  kills it) or in this process for scripts (``sync=True``);
+  diagnose``) on an image, where it is told (:class:`~covidweak.slicer.runner.Where`):
+  in a child process for the panel (progress, Cancel kills it) or in this process for scripts;
 * ``load_outputs`` turns such output folders into MRML nodes.
 
 ``process`` does both on a volume node and is what the panel's Apply calls.
@@ -25,6 +25,7 @@ import numpy as np
 from covidweak.device import check_module_device
 from covidweak.errors import InputError
 from covidweak.slicer.parameters import ParameterizedLogic, describe_image
+from covidweak.slicer.runner import Where, run_command
 
 from . import display, outputs
 from .parameters import COVIDSeverityParameters
@@ -72,11 +73,11 @@ class COVIDSeverityLogic(ParameterizedLogic):
     # ------------------------------------------------------------ run
 
     def process(self, volume, device: Optional[str] = None, diagnose: Optional[bool] = None,
-                sync: bool = True, progress=None) -> SeverityNodes:
+                where: Where = Where.IN_PROCESS, progress=None) -> SeverityNodes:
         """Score ``volume`` (CXR or CT) and show the results; returns the created nodes.
 
         Arguments left at None come from the parameter node; given ones are
-        stored there. ``sync`` False runs the commands in a child process.
+        stored there. ``where``: where the commands run.
         """
         import SimpleITK as sitk
 
@@ -92,22 +93,20 @@ class COVIDSeverityLogic(ParameterizedLogic):
         folder = Path(tempfile.mkdtemp(prefix="covidweak-severity-", dir=self.work_dir))
         try:
             sitk.WriteImage(image, str(folder / "input.nrrd"))
-            severity_dir, diagnosis_dir = self.run_commands(folder / "input.nrrd", folder, modality, sync, progress)
+            severity_dir, diagnosis_dir = self.run_commands(folder / "input.nrrd", folder, modality, where, progress)
             return self.load_outputs(volume, severity_dir, diagnosis_dir)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def run_commands(self, image_path, out_root, modality: str, sync: bool = True, progress=None):
+    def run_commands(self, image_path, out_root, modality: str, where: Where = Where.IN_PROCESS, progress=None):
         """Run the commands for ``image_path`` into ``out_root``/severity (and /diagnosis for a CT with
         ``diagnose`` on); returns the two folders (the second None when not run)."""
-        from covidweak.slicer.child_process import run_covidweak
-
         params, out_root = self.parameters, Path(out_root)
-        run_covidweak(severity_command(image_path, out_root / "severity", params), sync, progress, self.work_dir)
+        run_command(severity_command(image_path, out_root / "severity", params), where, progress, self.work_dir)
         if modality != "ct" or not params.diagnose:
             return out_root / "severity", None
         argv = ["diagnose", image_path, "--out", out_root / "diagnosis", "--device", params.device]
-        run_covidweak(argv + weights_option("--weights", params.diagnosis_weights), sync, progress, self.work_dir)
+        run_command(argv + weights_option("--weights", params.diagnosis_weights), where, progress, self.work_dir)
         return out_root / "severity", out_root / "diagnosis"
 
     # ------------------------------------------------------------ outputs -> nodes

@@ -4,7 +4,8 @@ As in COVIDSeverity, running a command and loading its output are separate:
 
 * ``build_index``, ``search`` and ``find_clusters`` run ``covidweak index
   build``, ``covidweak similar`` and ``covidweak clusters`` in a child process
-  (panel: progress, Cancel kills it) or in this process (``sync=True``);
+  (panel: progress, Cancel kills it) or in this process (scripts), as ``where`` says
+  (:class:`~covidweak.slicer.runner.Where`);
 * ``load_similar`` and ``load_clusters`` turn their output files into nodes.
 
 The user's query volume is only read: a similar case opens as a new volume.
@@ -22,6 +23,7 @@ from typing import Optional
 from covidweak.device import check_module_device
 from covidweak.errors import InputError
 from covidweak.slicer.parameters import ParameterizedLogic, describe_image
+from covidweak.slicer.runner import Where, run_command
 
 from . import display, outputs
 from .parameters import COVIDSimilarCaseParameters
@@ -85,11 +87,6 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
                 setattr(params, name, value)
         check_module_device(params.device)
 
-    def _run(self, argv, sync: bool, progress) -> None:
-        from covidweak.slicer.child_process import run_covidweak
-
-        run_covidweak(argv, sync, progress, self.work_dir)
-
     def _ducn_weights(self) -> list:
         weights = self.parameters.ducn_weights.strip()
         return ["--weights", weights] if weights else []
@@ -104,7 +101,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
 
     # ------------------------------------------------------------ case index
 
-    def build_index(self, data_dir=None, index_dir=None, sync: bool = True, progress=None) -> str:
+    def build_index(self, data_dir=None, index_dir=None, where: Where = Where.IN_PROCESS, progress=None) -> str:
         """``covidweak index build`` from a folder of CTs (or a manifest) into ``index_dir``; resumable."""
         self._update(data_dir=data_dir, index_dir=index_dir)
         params = self.parameters
@@ -116,14 +113,14 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
         index = Path(params.index_dir).expanduser()
         if not index.parent.is_dir():
             raise InputError(f"'{index.parent}' does not exist: create it, or choose another index folder")
-        self._run(["index", "build", "--data", data, "--out", index, "--device", params.device,
-                   *self._ducn_weights()], sync, progress)
+        run_command(["index", "build", "--data", data, "--out", index, "--device", params.device,
+                   *self._ducn_weights()], where, progress, self.work_dir)
         return f"case index {index} built from {data}"
 
     # ------------------------------------------------------------ similar cases
 
     def search(self, volume, index_dir=None, k: Optional[int] = None, slice_index: Optional[int] = None,
-               sync: bool = True, progress=None):
+               where: Where = Where.IN_PROCESS, progress=None):
         """The ``k`` cases of the index most similar to ``volume``; returns the new results table.
 
         ``slice_index`` queries that slice only (``--slice``); None queries the
@@ -145,7 +142,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
                     *self._ducn_weights()]
             if slice_index is not None:
                 argv += ["--slice", int(slice_index)]
-            self._run(argv, sync, progress)
+            run_command(argv, where, progress, self.work_dir)
             return self.load_similar(volume, folder / outputs.SIMILAR_JSON)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -255,7 +252,7 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
 
     # ------------------------------------------------------------ lesion clusters
 
-    def find_clusters(self, volume, model_dir=None, sync: bool = True, progress=None) -> ClusterNodes:
+    def find_clusters(self, volume, model_dir=None, where: Where = Where.IN_PROCESS, progress=None) -> ClusterNodes:
         """``covidweak clusters`` of ``volume`` with a fitted cluster model; returns the created nodes."""
         import SimpleITK as sitk
 
@@ -265,8 +262,8 @@ class COVIDSimilarCaseLogic(ParameterizedLogic):
         folder = Path(tempfile.mkdtemp(prefix="covidweak-clusters-", dir=self.work_dir))
         try:
             sitk.WriteImage(image, str(folder / "ct.nrrd"))
-            self._run(["clusters", "--ct", folder / "ct.nrrd", "--model", model, "--out", folder / "out",
-                       "--device", self.parameters.device], sync, progress)
+            run_command(["clusters", "--ct", folder / "ct.nrrd", "--model", model, "--out", folder / "out",
+                       "--device", self.parameters.device], where, progress, self.work_dir)
             return self.load_clusters(volume, folder / "out", model)
         finally:
             shutil.rmtree(folder, ignore_errors=True)

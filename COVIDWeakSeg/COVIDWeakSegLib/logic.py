@@ -1,10 +1,11 @@
 """COVIDWeakSeg logic: lesion probability of a chest CT as an overlay, lesion table, summary and segments.
 
 No qt here: the same methods serve the panel, the Python console, headless
-scripts and the tests. ``process`` runs inference either in this process
-(``sync=True``, for scripts) or in a child ``covidweak segment`` process whose
-progress lines drive the panel's progress bar and whose process group Cancel
-kills (``sync=False``, for the panel).
+scripts and the tests. ``process`` runs inference where it is told
+(:class:`~covidweak.slicer.runner.Where`): in this process for scripts, or, for the
+panel, in a child ``covidweak segment`` process whose progress lines drive the
+progress bar and whose process group Cancel kills; the Hu et al. boxes then come
+from the same child, so no torch work runs in Slicer's GUI process.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Optional
 from covidweak.device import check_module_device
 from covidweak.errors import InputError, ModelError
 from covidweak.slicer.parameters import ParameterizedLogic, describe_image
+from covidweak.slicer.runner import Where, run_command
 
 from . import display, nodes, results
 from .parameters import COVIDWeakSegParameters
-from covidweak.slicer.child_process import ChildProcess, child_environment, python_command
 
 LUNG_NAMES = {1: "Right lung", 2: "Left lung"}
 LUNG_COLORS = {1: (0.50, 0.68, 0.95), 2: (0.95, 0.72, 0.45)}
@@ -44,7 +45,6 @@ class COVIDWeakSegLogic(ParameterizedLogic):
     def __init__(self, scene=None, work_dir: Optional[str] = None):
         super().__init__(scene)
         self.work_dir = work_dir  # where the child process writes; None = the system temp folder
-        self.command_for = segment_command  # replaceable, e.g. by a test's slow fake command
         self.last_result = None  # the SegmentResult behind the current outputs
 
     # ------------------------------------------------------------ checks
@@ -88,12 +88,13 @@ class COVIDWeakSegLogic(ParameterizedLogic):
 
     def process(self, volume, method: Optional[str] = None, weights: Optional[str] = None,
                 t_fg: Optional[float] = None, t_bg: Optional[float] = None, device: Optional[str] = None,
-                sync: bool = True, progress=None, lesion_boxes: Optional[bool] = None) -> WeakSegNodes:
+                where: Where = Where.IN_PROCESS, progress=None, lesion_boxes: Optional[bool] = None) -> WeakSegNodes:
         """Run inference on ``volume`` and show the result; returns the created nodes.
 
         Arguments left at None come from the parameter node; given ones are stored
-        there, so the panel shows what a script ran. ``sync`` False runs
-        ``covidweak segment`` in a child process (``progress`` cancel kills it).
+        there, so the panel shows what a script ran. ``where`` CHILD_PROCESS runs
+        ``covidweak segment`` in a child process (``progress`` cancel kills it). Hu et al.'s
+        lesion boxes come only with the ``lesion_boxes`` option, whatever the method.
         """
         params = self.parameters
         for name, value in (("method", method), ("weights", weights), ("t_fg", t_fg), ("t_bg", t_bg),
@@ -105,22 +106,36 @@ class COVIDWeakSegLogic(ParameterizedLogic):
         self.check_thresholds(params.t_fg, params.t_bg)
         weights_used = self.check_model(params.method, params.weights)
         params.input_volume = volume
+        box_weights = self.box_weights() if params.lesion_boxes else None
         result = self.infer(image, params.method, weights_used, params.t_fg, params.t_bg, params.device,
-                            sync=sync, progress=progress)
+                            where=where, progress=progress, box_weights=box_weights)
         created = self.show_result(volume, result)
-        if params.lesion_boxes or params.method == "mscam":
-            created.lesion_boxes = self.add_lesion_boxes(volume, result.lungs, progress=progress)
+        if box_weights is not None:
+            created.lesion_boxes = self.show_boxes(volume, result.boxes)
         return created
 
+    def box_weights(self, weights: Optional[str] = None) -> str:
+        """The multi-scale CAM weights of the Hu et al. boxes: ``weights``, else the panel's when the
+        method is mscam, else the shipped "mscam-light"."""
+        params = self.parameters
+        if weights is None:
+            weights = params.weights if params.method == "mscam" else ""
+        return self.check_model("mscam", weights)
+
     def infer(self, image, method: str, weights: str, t_fg: float, t_bg: float, device: str,
-              sync: bool = True, progress=None):
-        """The :class:`SegmentResult` of one CT image, in process or from a child process."""
-        if sync:
+              where: Where = Where.IN_PROCESS, progress=None, box_weights: Optional[str] = None):
+        """The :class:`SegmentResult` of one CT image (with Hu et al. boxes from ``box_weights`` when given)."""
+        if where is Where.IN_PROCESS:
             from covidweak.models import load_weights
             from covidweak.weakseg.infer import segment_ct
+            from covidweak.weakseg.saliency import lesion_boxes
 
             model = load_weights(weights, method=method, device="cpu")
-            return segment_ct(image, model, t_fg=t_fg, t_bg=t_bg, device=device, progress=progress)
+            result = segment_ct(image, model, t_fg=t_fg, t_bg=t_bg, device=device, progress=progress)
+            if box_weights is not None:
+                boxer = load_weights(box_weights, method="mscam", device="cpu")
+                result.boxes = lesion_boxes(image, boxer, result.lungs, device=device, progress=progress)
+            return result
         import SimpleITK as sitk
         from covidweak.weakseg.outputs import read_outputs
 
@@ -128,8 +143,8 @@ class COVIDWeakSegLogic(ParameterizedLogic):
         try:
             ct_path, out_dir = folder / "ct.nrrd", folder / "out"
             sitk.WriteImage(image, str(ct_path))
-            command = self.command_for(ct_path, out_dir, method, weights, t_fg, t_bg, device)
-            ChildProcess(command, env=child_environment()).wait(progress)
+            run_command(segment_command(ct_path, out_dir, method, weights, t_fg, t_bg, device, box_weights),
+                        Where.CHILD_PROCESS, progress, self.work_dir)
             result = read_outputs(out_dir)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -219,21 +234,22 @@ class COVIDWeakSegLogic(ParameterizedLogic):
         return ras
 
     def add_lesion_boxes(self, volume, lungs=None, weights: Optional[str] = None, progress=None) -> list:
-        """Hu et al. lesion boxes of the multi-scale CAM network as ROI markups, highest saliency first.
+        """Hu et al. lesion boxes of the multi-scale CAM network as ROI markups, highest saliency first,
+        computed in this process (for scripts; the panel gets them from ``process``'s child).
 
-        ``weights``: mscam weights; default the panel's weights when the method is
-        mscam, else the shipped "mscam-light". ``lungs``: labels on the CT grid
-        (None segments them again).
+        ``weights``: see :meth:`box_weights`. ``lungs``: labels on the CT grid (None segments them again).
         """
         from covidweak.models import load_weights
         from covidweak.weakseg.saliency import lesion_boxes
 
-        params = self.parameters
         image = self._checked_ct(volume)
-        if weights is None:
-            weights = params.weights if params.method == "mscam" else ""
-        model = load_weights(self.check_model("mscam", weights), method="mscam", device="cpu")
-        boxes = lesion_boxes(image, model, lungs, device=params.device, progress=progress)
+        model = load_weights(self.box_weights(weights), method="mscam", device="cpu")
+        return self.show_boxes(volume, lesion_boxes(image, model, lungs, device=self.parameters.device,
+                                                    progress=progress))
+
+    def show_boxes(self, volume, boxes: list) -> list:
+        """ROI markups of ``boxes`` (:func:`covidweak.weakseg.saliency.lesion_boxes` rows), replacing earlier ones."""
+        params = self.parameters
         nodes.release_boxes(self.scene, params)
         created = [nodes.add_roi(self.scene, f"{volume.GetName()} lesion box {i} ({box['score']:.2f})",
                                  box["centre"], box["size"]) for i, box in enumerate(boxes, start=1)]
@@ -276,12 +292,13 @@ class COVIDWeakSegLogic(ParameterizedLogic):
         return f"Created '{node.GetName()}': {parts}"
 
 
-def segment_command(ct_path, out_dir, method: str, weights: str, t_fg: float, t_bg: float, device: str) -> list[str]:
-    """``covidweak segment ...`` writing into ``out_dir``, run through :mod:`covidweak.slicer.progress_stream`
-    so that its progress arrives as JSON lines."""
-    return [*python_command(), "-m", "covidweak.slicer.progress_stream", "segment", str(ct_path), "--out", str(out_dir),
-            "--method", method, "--weights", weights, "--t-fg", repr(float(t_fg)), "--t-bg", repr(float(t_bg)),
-            "--device", device]
+def segment_command(ct_path, out_dir, method: str, weights: str, t_fg: float, t_bg: float, device: str,
+                    box_weights: Optional[str] = None) -> list[str]:
+    """The arguments of ``covidweak segment`` writing into ``out_dir`` (with Hu et al. boxes from
+    ``box_weights`` when given)."""
+    argv = ["segment", str(ct_path), "--out", str(out_dir), "--method", method, "--weights", weights,
+            "--t-fg", repr(float(t_fg)), "--t-bg", repr(float(t_bg)), "--device", device]
+    return argv + (["--lesion-boxes", "--box-weights", box_weights] if box_weights is not None else [])
 
 
 def lung_volumes_ml(labels) -> dict[str, float]:

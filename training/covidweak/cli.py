@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import CancelledError, CovidWeakError
+from .progress import Progress
 
 COMMAND_MODULES = ("phantom", "lungs", "demo", "segment", "severity", "diagnose", "index", "similar", "clusters",
                    "batch", "train", "export", "evaluate", "bench")
@@ -55,12 +56,14 @@ def add_unavailable_parser(subparsers, name: str, error: ModuleNotFoundError) ->
     stand_in.set_defaults(func=refuse)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, progress: Optional[Progress] = None) -> int:
+    """Run one command; ``progress`` (default: a tqdm bar per command) receives its progress and cancel."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR
+    args.progress = progress
     try:
         return int(args.func(args) or 0)
     except CancelledError as error:

@@ -64,3 +64,14 @@ def tqdm_progress(desc: str = "") -> Progress:
         bar.refresh()
 
     return Progress(callback)
+
+
+def command_progress(args, desc: str = "") -> Progress:
+    """The progress a command reports to: the one its caller handed over in ``args.progress``, else a tqdm bar.
+
+    :func:`covidweak.cli.main` and :func:`covidweak.slicer.runner.run_command` set
+    ``args.progress``: JSON lines for a parent process, or the Slicer panel's progress bar and
+    Cancel when a command runs inside Slicer's Python.
+    """
+    given = getattr(args, "progress", None)
+    return given if given is not None else tqdm_progress(desc)

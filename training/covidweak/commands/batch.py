@@ -75,7 +75,7 @@ def options_from(args):
 def run(args) -> int:
     """Run the batch; exit status 0 when every case is done, 1 when some failed (listed in summary.csv)."""
     from ..optional import require
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..slicer.batch.runner import SUMMARY_FILE, run_batch
 
     # Each case would fail on its own, as an internal error, without an MRML scene to run in.
@@ -86,7 +86,7 @@ def run(args) -> int:
 
         if not qt_available():
             raise InputError("--pdf needs Qt (PySide6, or run inside Slicer): install PySide6 or leave out --pdf")
-    rows = run_batch(args.input, args.output, options_from(args), jobs=args.jobs, progress=tqdm_progress("batch"))
+    rows = run_batch(args.input, args.output, options_from(args), jobs=args.jobs, progress=command_progress(args, "batch"))
     failed = [row for row in rows if row["status"] == "failed"]
     reused = sum(1 for row in rows if row.get("reused"))
     print(f"{len(rows) - len(failed)} of {len(rows)} cases done ({reused} from an earlier run), {len(failed)} failed; "

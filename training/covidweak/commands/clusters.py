@@ -70,14 +70,14 @@ def fit(args) -> int:
     from ..clusters.store import model_paths, refuse_existing, save_model
     from ..device import resolve_device
     from ..models import load_weights
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
 
     k = parse_k(args.k)
     refuse_existing(model_paths(args.out), args.overwrite)
     device = resolve_device(args.device)
     loaded = load_weights(args.weights or DEFAULT_WEIGHTS, method="fecnn", device=str(device))
     start = time.perf_counter()
-    model, rows = fit_library(args.data, loaded, k, args.seed, device, args.batch_size, tqdm_progress("clusters"))
+    model, rows = fit_library(args.data, loaded, k, args.seed, device, args.batch_size, command_progress(args, "clusters"))
     save_model(args.out, model, rows, overwrite=args.overwrite)
     print(f"{model.info['lesions']} lesions from {model.info['studies']} studies in K={model.centres.shape[0]} "
           f"clusters ({model.info['k_selection']['rule']}); wrote {args.out} ({time.perf_counter() - start:.1f} s)")
@@ -91,7 +91,7 @@ def apply(args) -> int:
     from ..device import resolve_device
     from ..io import read_ct, read_image, write_image
     from ..models import load_weights
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..io.atomic import write_text
 
     refuse_existing([args.out / LESIONS_NAME, args.out / LABELS_NAME], args.overwrite)
@@ -103,7 +103,7 @@ def apply(args) -> int:
     ct = read_ct(args.ct)
     lungs = read_image(args.lungs) if args.lungs else None
     start = time.perf_counter()
-    found = find_lesions(ct, loaded, lungs, None, device, args.batch_size, tqdm_progress("clusters"))
+    found = find_lesions(ct, loaded, lungs, None, device, args.batch_size, command_progress(args, "clusters"))
     rows = table_rows(study_stem(args.ct), found, *assign(found.features, model))
     args.out.mkdir(parents=True, exist_ok=True)
     write_image(found.labels, args.out / LABELS_NAME, overwrite=True)

@@ -35,7 +35,7 @@ def run(args) -> int:
     from ..diagnosis.predict import check_writable, diagnose_ct, write_outputs
     from ..io import read_ct, read_image
     from ..models import load_weights
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
 
     start = time.perf_counter()
     # Refuse cheap mistakes before reading a CT and loading a network.
@@ -43,7 +43,7 @@ def run(args) -> int:
     model = load_weights(args.weights, method=METHOD, device=str(resolve_device(args.device)))
     ct = read_ct(args.ct)
     lungs = read_image(args.lungs) if args.lungs else None
-    result = diagnose_ct(ct, model, lungs=lungs, device=args.device, progress=tqdm_progress("diagnose"))
+    result = diagnose_ct(ct, model, lungs=lungs, device=args.device, progress=command_progress(args, "diagnose"))
     write_outputs(result, model, args.out, time.perf_counter() - start, overwrite=args.overwrite)
     shown = ", ".join(f"{c} {p:.2f}" for c, p in zip(result.classes, result.probability))
     print(f"{result.prediction} ({shown}; {len(result.slices)} lung slices); wrote diagnosis.json and slices.csv "

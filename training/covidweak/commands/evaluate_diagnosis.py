@@ -45,14 +45,14 @@ def _json_safe(tree):
 def run(args) -> int:
     from ..diagnosis.evaluate import evaluate_models, markdown_tables
     from ..errors import InputError
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..io.atomic import write_text
 
     if args.out.exists() and not args.overwrite:
         raise InputError(f"report {args.out} already exists: choose another --out or pass --overwrite")
     if args.resamples < 100:
         raise InputError(f"--resamples {args.resamples} is too few for a 95% interval: use at least 100")
-    report = evaluate_models(args.data, args.weights, args.split, args.device, args.resamples, tqdm_progress("evaluate"))
+    report = evaluate_models(args.data, args.weights, args.split, args.device, args.resamples, command_progress(args, "evaluate"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out, json.dumps(_json_safe(report), indent=2) + "\n")
     print(markdown_tables(report))

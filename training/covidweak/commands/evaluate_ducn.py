@@ -32,14 +32,14 @@ def add_task_parser(tasks) -> None:
 
 def run(args) -> int:
     from ..errors import InputError
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..similar.evaluate import evaluate_ducn, markdown_tables
     from ..io.atomic import write_text
 
     if args.out.exists() and not args.overwrite:
         raise InputError(f"report {args.out} already exists: choose another --out or pass --overwrite")
     report = evaluate_ducn(args.data, args.weights, args.split_file, args.device, args.batch_size,
-                           tqdm_progress("evaluate ducn"))
+                           command_progress(args, "evaluate ducn"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(markdown_tables(report))

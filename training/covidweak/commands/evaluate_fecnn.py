@@ -56,7 +56,7 @@ def run(args) -> int:
     from ..device import resolve_device
     from ..errors import InputError
     from ..models import load_weights
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..weakseg.evaluate import select_records
     from ..io.atomic import write_text
 
@@ -72,7 +72,7 @@ def run(args) -> int:
     chosen, selection = select_records(records, args.split, split_info(loaded, args.weights))
     report = {"data": str(args.data), "weights": str(loaded.path), "weights_sha256": loaded.sha256,
               "cam_weights": str(cam.path) if cam else None, **selection,
-              **evaluate_fecnn(chosen, loaded, cam, k, args.seed, device, args.batch_size, tqdm_progress("evaluate")),
+              **evaluate_fecnn(chosen, loaded, cam, k, args.seed, device, args.batch_size, command_progress(args, "evaluate")),
               "covidweak_version": __version__, "note": "research use only; Tables 5-7 layout of Wu et al."}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out, json.dumps(report, indent=2) + "\n")

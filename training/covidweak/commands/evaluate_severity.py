@@ -33,14 +33,14 @@ def add_task_parser(tasks) -> None:
 def run(args) -> int:
     from ..device import resolve_device
     from ..errors import InputError
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..severity.cxr_evaluate import evaluate, markdown_table
     from ..io.atomic import write_text
 
     if args.out.exists() and not args.overwrite:
         raise InputError(f"report {args.out} already exists: choose another --out or pass --overwrite")
     report = evaluate(args.data, args.weights, args.lungs_weights, args.split, str(resolve_device(args.device)),
-                      args.labels, tqdm_progress("evaluate"))
+                      args.labels, command_progress(args, "evaluate"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(markdown_table(report))

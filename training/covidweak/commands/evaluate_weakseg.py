@@ -42,7 +42,7 @@ def add_task_parser(tasks) -> None:
 def run(args) -> int:
     from ..errors import InputError
     from ..models import METHODS
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..weakseg.evaluate import chosen_t_fg, evaluate_methods, markdown_table, read_validation_report
     from ..io.atomic import write_text
 
@@ -58,7 +58,7 @@ def run(args) -> int:
         t_fg = chosen_t_fg(read_validation_report(args.t_fg_from), args.methods[0])
         print(f"T_fg {t_fg} (chosen on the validation report {args.t_fg_from})")
     report = evaluate_methods(args.data, args.methods, args.weights, args.split, t_fg, args.t_bg, args.device,
-                              args.batch_size, tqdm_progress("evaluate"), args.sweep)
+                              args.batch_size, command_progress(args, "evaluate"), args.sweep)
     if args.t_fg_from is not None:
         report["t_fg_chosen_on"] = str(args.t_fg_from)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ def _check_batch_size(value: int) -> None:
 
 def run_build(args) -> int:
     from ..datasets import open_dataset
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..index import CaseIndex
     from ..similar.library import add_records, load_ducn
 
@@ -69,7 +69,7 @@ def run_build(args) -> int:
     loaded, device = load_ducn(args.weights, args.device)
     index = CaseIndex.open_or_create(args.out, loaded.sha256)
     before = len(index)
-    added = add_records(index, records, loaded, device, args.batch_size, tqdm_progress("index build"))
+    added = add_records(index, records, loaded, device, args.batch_size, command_progress(args, "index build"))
     resumed = f" ({before} were already indexed)" if before else ""
     print(f"indexed {added} studies{resumed}; {args.out} holds {len(index)} studies, {index.num_slices} slices")
     return 0
@@ -78,7 +78,7 @@ def run_build(args) -> int:
 def run_add(args) -> int:
     from ..errors import InputError
     from ..index import CaseIndex
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..records import DIAGNOSES
     from ..similar.library import add_records, load_ducn, records_from_paths
 
@@ -92,7 +92,7 @@ def run_add(args) -> int:
     if present:
         raise InputError(f"study '{present[0]}' is already in {args.index}: remove it first "
                          f"(`covidweak index remove {args.index} {present[0]}`) to replace it")
-    added = add_records(index, records, loaded, device, args.batch_size, tqdm_progress("index add"))
+    added = add_records(index, records, loaded, device, args.batch_size, command_progress(args, "index add"))
     print(f"added {added} studies; {args.index} holds {len(index)} studies")
     return 0
 

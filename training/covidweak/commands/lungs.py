@@ -26,7 +26,7 @@ def run(args) -> int:
     from ..io.files import image_suffix
     from ..lungs import LEFT, RIGHT, segment_lungs
     from ..metrics import label_volumes_ml
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
 
     out: Path = args.out
     # Refuse before minutes of work rather than after.
@@ -36,7 +36,7 @@ def run(args) -> int:
         raise InputError(f"output {out} already exists: choose another --out or pass --overwrite")
     ct = read_ct(args.ct)
     start = time.perf_counter()
-    labels = segment_lungs(ct, progress=tqdm_progress("lungs"))
+    labels = segment_lungs(ct, progress=command_progress(args, "lungs"))
     seconds = time.perf_counter() - start
     written = write_image(labels, out, overwrite=args.overwrite)
     volumes = label_volumes_ml(labels, labels.GetSpacing(), (RIGHT, LEFT))

@@ -41,7 +41,7 @@ def parse_mix(text: str) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     from ..phantom import MANIFEST, PhantomConfig, generate_dataset
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
 
     out = Path(args.out)
     config = PhantomConfig(size=args.size, slices=args.slices, spacing=parse_spacing(args.spacing),
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--out {out} already holds a phantom dataset; pass --overwrite to replace it")
         _remove_dataset(out)
     manifest = generate_dataset(out, patients=args.patients, studies_per_patient=args.studies_per_patient,
-                                seed=args.seed, config=config, mix=mix, progress=tqdm_progress("phantom"))
+                                seed=args.seed, config=config, mix=mix, progress=command_progress(args, "phantom"))
     print(f"wrote {args.patients * args.studies_per_patient} studies; manifest: {manifest}")
     return 0
 

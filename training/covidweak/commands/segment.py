@@ -44,6 +44,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--t-bg", type=float, default=T_BG, help=f"background threshold T_bg (default: {T_BG})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"slices per network batch (default: {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--lesion-boxes", action="store_true",
+                        help="also write lesion_boxes.json: Hu et al.'s boxes from a multi-scale CAM's saliency")
+    parser.add_argument("--box-weights", default=None,
+                        help="multi-scale CAM weights for --lesion-boxes (default: --weights when --method is mscam, "
+                             "else the shipped mscam-light)")
     add_device_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.set_defaults(func=run)
@@ -52,19 +57,28 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..io import read_ct, read_image
     from ..models import load_lesion_model
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..weakseg.infer import check_thresholds, segment_ct
-    from ..weakseg.outputs import check_writable, write_outputs
+    from ..weakseg.outputs import BOXES_FILE, OUTPUT_FILES, check_writable, write_outputs
 
     # Refuse cheap mistakes before reading a CT and loading a network.
-    check_writable(args.out, args.overwrite)
+    check_writable(args.out, args.overwrite, {**OUTPUT_FILES, **({"boxes": BOXES_FILE} if args.lesion_boxes else {})})
     check_thresholds(args.t_fg, args.t_bg)
     model = load_lesion_model(args.method, args.weights, args.device)
+    boxer = None
+    if args.lesion_boxes:
+        default = args.weights if args.method == "mscam" else None
+        boxer = load_lesion_model("mscam", args.box_weights or default, args.device)
     ct = read_ct(args.ct)
     lungs = read_image(args.lungs) if args.lungs else None
     start = time.perf_counter()
+    progress = command_progress(args, "segment")
     result = segment_ct(ct, model, lungs=lungs, t_fg=args.t_fg, t_bg=args.t_bg, batch_size=args.batch_size,
-                        device=args.device, progress=tqdm_progress("segment"))
+                        device=args.device, progress=progress)
+    if boxer is not None:
+        from ..weakseg.saliency import lesion_boxes
+
+        result.boxes = lesion_boxes(ct, boxer, result.lungs, device=args.device, progress=progress)
     paths = write_outputs(result, args.out, overwrite=args.overwrite)
     summary = result.summary
     print(f"{summary['lesion_count']} lesions, {summary['lesion_volume_ml']:.1f} mL, "

@@ -79,7 +79,7 @@ def run_cxr_command(args) -> int:
     from ..errors import InputError
     from ..io import read_image, write_image
     from ..models.weights import load_weights
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..severity.cxr_infer import as_image, result_json, run_cxr
     from ..io.atomic import write_text
 
@@ -96,7 +96,7 @@ def run_cxr_command(args) -> int:
     lungs_model = load_weights(args.lungs_weights, method="cxr-lungs", device=device)
     image = read_image(args.image)
     start = time.perf_counter()
-    result = run_cxr(image, severity_model, lungs_model, device, tqdm_progress("severity"))
+    result = run_cxr(image, severity_model, lungs_model, device, command_progress(args, "severity"))
     models = {"severity": model_record(args.severity_weights, severity_model),
               "lungs": model_record(args.lungs_weights, lungs_model)}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ def run(args) -> int:
     from ..errors import InputError
     from ..index import CaseIndex
     from ..io import read_ct, read_image
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..similar.embed import embed_study
     from ..similar.library import load_ducn, similar_cases, similar_document
     from ..io.atomic import write_text
@@ -57,8 +57,8 @@ def run(args) -> int:
         raise InputError(f"--k {args.k} is larger than the index's {len(index)} studies: ask for at most {len(index)}")
     ct = read_ct(args.ct)
     lungs = read_image(args.lungs) if args.lungs else None
-    embedding = embed_study(loaded, ct, lungs, args.batch_size, device, tqdm_progress("similar"), args.slice)
-    index.prepare_search(tqdm_progress("similar: search index"))  # a large library trains its FAISS cache once
+    embedding = embed_study(loaded, ct, lungs, args.batch_size, device, command_progress(args, "similar"), args.slice)
+    index.prepare_search(command_progress(args, "similar: search index"))  # a large library trains its FAISS cache once
     results = similar_cases(index, embedding.vectors, embedding.slice_numbers, args.k)
     document = similar_document(args.ct, len(embedding.vectors), args.slice, index, args.index, args.k, results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

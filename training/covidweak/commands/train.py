@@ -32,11 +32,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..training.session import train
 
     result = train(args.task, args.data, args.out, config_file=args.config, overrides=args.overrides,
-                   device=args.device, resume=args.resume, progress=tqdm_progress("train"))
+                   device=args.device, resume=args.resume, progress=command_progress(args, "train"))
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 alone reports
     best = "none" if result.best_value is None else f"{result.best_value:.4g} at epoch {result.best_epoch}"

@@ -214,13 +214,13 @@ def run_ct_severity(args) -> int:
     CT lies in a phantom study folder, else ``lesion_types_ml`` is null.
     """
     from ..io import write_image
-    from ..progress import tqdm_progress
+    from ..progress import command_progress
     from ..io.atomic import write_text
     from ..weakseg.outputs import check_writable
 
     start = time.perf_counter()
     paths = check_writable(args.out, args.overwrite, OUTPUT_FILES)
-    progress = tqdm_progress("severity")
+    progress = command_progress(args, "severity")
     ct, lungs, mask, about = _segmentation(args, progress)
     progress.update(0, 1, "zone involvement")
     fields, codes = ct_severity(mask, lungs, phantom_lesion_types(Path(args.image), ct))

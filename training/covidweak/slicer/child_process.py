@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..errors import CancelledError, CovidWeakError, InputError
+from ..errors import CancelledError, CovidWeakError
 from ..progress import Progress
 from .progress_stream import parse_progress_line
 
@@ -162,38 +162,3 @@ class ChildProcess:
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):  # the group has already gone
         os.killpg(pid, sig)  # with start_new_session the group id is the child's pid
-
-
-def run_covidweak(argv, sync: bool, progress=None, work_dir=None) -> None:
-    """Run ``covidweak ARGV...`` and return when its outputs are written.
-
-    ``sync`` True runs the command in this process (for scripts), with
-    ``progress`` standing in for the command's progress bar, so a cancel stops
-    it at its next progress check. ``sync`` False runs it in a child process
-    through :mod:`covidweak.slicer.progress_stream` (for the Slicer panel): the GUI
-    stays responsive and cancel kills the child at once. Both raise the
-    command's own :class:`~covidweak.errors.CovidWeakError`.
-    """
-    argv = [str(part) for part in argv]
-    if not sync:
-        ChildProcess([*python_command(), "-m", "covidweak.slicer.progress_stream", *argv],
-                     env=child_environment(), cwd=work_dir).wait(progress)
-        return
-    from .. import cli
-    from .. import progress as progress_module
-
-    if argv[0] not in cli.COMMAND_MODULES:
-        raise InputError(f"this covidweak has no '{argv[0]}' command: update the covidweak package (pip install -U)")
-    try:
-        args = cli.build_parser().parse_args(argv)
-    except SystemExit:  # argparse has printed the reason to stderr
-        raise InputError(f"covidweak {argv[0]} refused the arguments {' '.join(argv[1:])}: see the console") from None
-    factory = progress_module.tqdm_progress
-    if progress is not None:
-        progress_module.tqdm_progress = lambda desc="": progress
-    try:
-        code = int(args.func(args) or 0)
-    finally:
-        progress_module.tqdm_progress = factory
-    if code:
-        raise InputError(f"covidweak {argv[0]} stopped with exit status {code}: run it in a terminal to see why")

@@ -1,9 +1,9 @@
 """Run a covidweak command with its progress as JSON lines on stdout, for a parent process.
 
 Slicer runs inference in a child process (``PythonSlicer -m covidweak.slicer.progress_stream
-segment CT --out DIR ...``) so its GUI stays responsive. Every command reports
-through :func:`covidweak.progress.tqdm_progress`; here that factory is swapped
-for one that prints ``{"done": 3, "total": 40, "message": "lesion probability"}``
+segment CT --out DIR ...``) so its GUI stays responsive. Every command reports to the
+progress :func:`covidweak.cli.main` hands it (:func:`covidweak.progress.command_progress`);
+here that is one that prints ``{"done": 3, "total": 40, "message": "lesion probability"}``
 per update, so any command streams progress without a flag of its own. The
 parent ignores every other stdout line. tqdm's own output is no substitute: its
 redraws carry no line breaks and its format changes between versions.
@@ -45,8 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """``covidweak`` command line with JSON progress lines instead of progress bars."""
     from .. import cli
 
-    _progress.tqdm_progress = lambda desc="": json_progress()
-    return cli.main(argv)
+    return cli.main(argv, progress=json_progress())
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ class SegmentResult:
     """Everything ``covidweak segment`` writes, all images on the CT's exact grid.
 
     probability: float32 0-1, 0 outside the lungs; lungs: uint8 0 / 1 right / 2 left;
-    mask: uint8, probability > t_fg; lesions: rows of lesions.csv; summary: summary.json.
+    mask: uint8, probability > t_fg; lesions: rows of lesions.csv; summary: summary.json;
+    boxes: Hu et al. lesion boxes (:func:`covidweak.weakseg.saliency.lesion_boxes` rows), None unless asked for.
     """
 
     probability: sitk.Image
@@ -44,6 +45,7 @@ class SegmentResult:
     summary: dict = field(default_factory=dict)
     t_fg: float = T_FG
     t_bg: float = T_BG
+    boxes: Optional[list] = None
 
 
 def check_thresholds(t_fg: float, t_bg: float) -> None:

@@ -7,6 +7,7 @@ Files (names fixed, so Slicer and scripts find them)::
     lungs.nii.gz         uint8 lung labels 0 / 1 right / 2 left used for the analysis
     lesions.csv          one row per connected lesion (columns: lesions.LESION_COLUMNS)
     summary.json         volumes, involvement, thresholds, model, runtime, version
+    lesion_boxes.json    Hu et al. lesion boxes (RAS corners, centre, size, slices, score), when asked for
 
 Nothing is written when any file exists and ``overwrite`` is false, so a folder never
 mixes the files of two runs.
@@ -29,6 +30,7 @@ OUTPUT_FILES = {"probability": "lesion_prob.nii.gz", "mask": "lesion_seg.nii.gz"
                 "lesions": "lesions.csv", "summary": "summary.json"}
 INTEGER_COLUMNS = {"id", "bbox_i_min", "bbox_j_min", "bbox_k_min", "bbox_i_max", "bbox_j_max", "bbox_k_max"}
 TEXT_COLUMNS = {"lung", "zone"}
+BOXES_FILE = "lesion_boxes.json"
 
 
 def output_paths(out_dir: Path, files: Optional[dict[str, str]] = None) -> dict[str, Path]:
@@ -57,15 +59,19 @@ def lesions_csv_text(rows: list[dict]) -> str:
 
 
 def write_outputs(result: SegmentResult, out_dir: Path, overwrite: bool = False) -> dict[str, Path]:
-    """Write the five files of :data:`OUTPUT_FILES` into ``out_dir`` (created) and return their paths."""
+    """Write the five files of :data:`OUTPUT_FILES` (and :data:`BOXES_FILE` when ``result`` has boxes)
+    into ``out_dir`` (created) and return their paths."""
     from ..io import write_image
 
-    paths = check_writable(out_dir, overwrite)
+    files = {**OUTPUT_FILES, **({"boxes": BOXES_FILE} if result.boxes is not None else {})}
+    paths = check_writable(out_dir, overwrite, files)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for key in ("probability", "mask", "lungs"):
         write_image(getattr(result, key), paths[key], overwrite=True)
     write_text(paths["lesions"], lesions_csv_text(result.lesions))
     write_text(paths["summary"], json.dumps(result.summary, indent=2) + "\n")
+    if result.boxes is not None:
+        write_text(paths["boxes"], json.dumps(result.boxes, indent=2) + "\n")
     return paths
 
 
@@ -90,8 +96,11 @@ def read_outputs(out_dir: Path) -> SegmentResult:
         summary = json.loads(paths["summary"].read_text(encoding="utf-8"))
         with open(paths["lesions"], newline="", encoding="utf-8") as stream:
             lesions = [_typed(row) for row in csv.DictReader(stream)]
+        boxes_path = Path(out_dir) / BOXES_FILE
+        boxes = json.loads(boxes_path.read_text(encoding="utf-8")) if boxes_path.is_file() else None
     except (ValueError, KeyError, TypeError) as error:
-        raise InputError(f"{out_dir}: summary.json or lesions.csv is damaged ({error}); run segment again") from None
+        raise InputError(f"{out_dir}: summary.json, lesions.csv or {BOXES_FILE} is damaged ({error}); "
+                         "run segment again") from None
     images = {key: read_image(paths[key]) for key in ("probability", "mask", "lungs")}
     return SegmentResult(lesions=lesions, summary=summary, t_fg=float(summary.get("t_fg", T_FG)),
-                         t_bg=float(summary.get("t_bg", T_BG)), **images)
+                         t_bg=float(summary.get("t_bg", T_BG)), boxes=boxes, **images)

@@ -100,11 +100,17 @@ def batch_weakseg_logic_class(logic_class: type) -> type:
     """
 
     class BatchWeakSegLogic(logic_class):
-        def infer(self, image, method, weights, t_fg, t_bg, device, sync=True, progress=None):
+        # A batch runs everything in its own process, whatever ``where`` says.
+        def infer(self, image, method, weights, t_fg, t_bg, device, where=None, progress=None, box_weights=None):
             from ...weakseg.infer import segment_ct
+            from ...weakseg.saliency import lesion_boxes
 
-            return segment_ct(image, loaded_model(weights, method, device), t_fg=t_fg, t_bg=t_bg, device=device,
-                              progress=progress)
+            result = segment_ct(image, loaded_model(weights, method, device), t_fg=t_fg, t_bg=t_bg, device=device,
+                                progress=progress)
+            if box_weights is not None:
+                result.boxes = lesion_boxes(image, loaded_model(box_weights, "mscam", device), result.lungs,
+                                            device=device, progress=progress)
+            return result
 
     return BatchWeakSegLogic
 
@@ -120,7 +126,7 @@ def weakseg_step(context: CaseContext) -> None:
     options = context.options
     logic = batch_weakseg_logic_class(lib.COVIDWeakSegLogic)(context.scene)
     created = logic.process(context.volume, method=options.method, weights=options.weights, t_fg=options.t_fg,
-                            t_bg=options.t_bg, device=options.device, sync=True, lesion_boxes=options.lesion_boxes)
+                            t_bg=options.t_bg, device=options.device, lesion_boxes=options.lesion_boxes)
     segmentation = logic.create_segmentation()
     result, summary = logic.last_result, logic.last_result.summary
     context.save(created.probability, "lesion_probability", "lesion_probability.nii.gz")
@@ -177,7 +183,7 @@ def severity_step(context: CaseContext) -> None:
     import shutil
     import tempfile
 
-    from ..child_process import run_covidweak
+    from ..runner import Where, run_command
     from ...weakseg.outputs import write_outputs
 
     result = context.handoff.get("segment_result")
@@ -198,8 +204,8 @@ def severity_step(context: CaseContext) -> None:
         if context.options.diagnosis_weights:
             diagnose += ["--weights", context.options.diagnosis_weights]
         with contextlib.redirect_stdout(io.StringIO()):  # the commands' one-line summaries; the batch prints its own
-            run_covidweak(argv + ["--from-segment", work / "segment", "--t-fg", repr(float(result.t_fg))], sync=True)
-            run_covidweak(diagnose, sync=True)
+            run_command(argv + ["--from-segment", work / "segment", "--t-fg", repr(float(result.t_fg))], Where.IN_PROCESS)
+            run_command(diagnose, Where.IN_PROCESS)
         created = logic.load_outputs(context.volume, work / "severity", work / "diagnosis")
         for name in ("severity/ct_severity.json", "diagnosis/diagnosis.json"):
             shutil.copyfile(work / name, context.folder / Path(name).name)
@@ -244,7 +250,7 @@ def similar_step(context: CaseContext) -> None:
     logic.parameters.device = options.device
     logic.parameters.ducn_weights = options.ducn_weights
     with contextlib.redirect_stdout(io.StringIO()):  # the command's own summary line
-        table = logic.search(context.volume, index_dir=options.similar_index, k=options.similar_k, sync=True)
+        table = logic.search(context.volume, index_dir=options.similar_index, k=options.similar_k)
     context.save(table, "similar_table", "similar_cases.tsv")
     columns, rows = table_node_rows(table)
     if rows:
