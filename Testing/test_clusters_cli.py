@@ -154,12 +154,11 @@ def test_evaluate_fecnn_writes_the_three_tables(phantom_dir, covid_weights, tmp_
 
 @pytest.mark.slow
 def test_apply_streams_json_progress_for_the_slicer_child_process(fitted, phantom_dir, covid_weights, tmp_path,
-                                                                   capsys, monkeypatch):
+                                                                   capsys):
     import covidweak.progress
     from covidweak.slicer import progress_stream
 
-    # progress_stream swaps the factory for good; registering the original restores it after the test.
-    monkeypatch.setattr(covidweak.progress, "tqdm_progress", covidweak.progress.tqdm_progress)
+    factory = covidweak.progress.tqdm_progress
     study = sorted(p for p in phantom_dir.iterdir() if p.is_dir())[0]
     assert progress_stream.main(["clusters", "--ct", str(study / "ct.nii.gz"), "--model", str(fitted), "--out",
                                  str(tmp_path / "case"), "--lungs", str(study / "lungs.nii.gz"),
@@ -167,3 +166,4 @@ def test_apply_streams_json_progress_for_the_slicer_child_process(fitted, phanto
     updates = [progress_stream.parse_progress_line(line) for line in capsys.readouterr().out.splitlines()]
     updates = [u for u in updates if u is not None]
     assert updates and updates[-1][0] == updates[-1][1]  # the last update reports the work complete
+    assert covidweak.progress.tqdm_progress is factory, "the progress is handed to the command, nothing is rebound"

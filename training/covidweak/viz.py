@@ -25,8 +25,9 @@ LUNG_COLOURS = {1: (0, 200, 255), 2: (80, 255, 120)}
 PANEL_HEIGHT = 256
 
 
-def _lps_array(image: sitk.Image) -> tuple[np.ndarray, tuple[float, ...]]:
-    """(z, y, x) array of an image reoriented so +x = left, +y = posterior, +z = superior."""
+def lps_array(image: sitk.Image) -> tuple[np.ndarray, tuple[float, ...]]:
+    """(z, y, x) array of an image reoriented so +x = patient left, +y = posterior, +z = superior,
+    and its (x, y, z) spacing in mm after the reorientation."""
     if image.GetDimension() == 3:
         image = sitk.DICOMOrient(image, "LPS")
     return sitk.GetArrayFromImage(image), image.GetSpacing()
@@ -45,7 +46,8 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~interior
 
 
-def _outline(rgb: np.ndarray, labels: Optional[np.ndarray], colours: Mapping[int, tuple]) -> np.ndarray:
+def outline(rgb: np.ndarray, labels: Optional[np.ndarray], colours: Mapping[int, tuple]) -> np.ndarray:
+    """Draw the one-pixel boundary of each label of (rows, cols) ``labels`` in its colour onto ``rgb``."""
     if labels is None:
         return rgb
     for value, colour in colours.items():
@@ -61,16 +63,19 @@ def _resize(array: np.ndarray, shape: tuple[int, int], nearest: bool) -> np.ndar
     return np.asarray(Image.fromarray(array.astype(np.float32), mode="F").resize(shape[::-1], mode))
 
 
+def display_width(rows: int, cols: int, height: int, aspect: float) -> int:
+    """Columns of a (rows, cols) view shown ``height`` rows high with ``aspect`` = row/col pixel size in mm."""
+    return max(1, int(round(height * cols / (rows * aspect))))
+
+
 def _panel(grey: np.ndarray, aspect: float, labels: Sequence[tuple[Optional[np.ndarray], Mapping]]) -> np.ndarray:
     """Scale a (rows, cols) uint8 view to PANEL_HEIGHT rows with ``aspect`` = row/col pixel size,
     then draw label outlines at display resolution so they stay one pixel thin."""
-    rows, cols = grey.shape
-    width = max(1, int(round(PANEL_HEIGHT * cols / (rows * aspect))))
-    shape = (PANEL_HEIGHT, width)
+    shape = (PANEL_HEIGHT, display_width(*grey.shape, PANEL_HEIGHT, aspect))
     rgb = np.repeat(_resize(grey, shape, nearest=False)[..., None], 3, axis=2).copy()
     for lab, colours in labels:
         if lab is not None:
-            rgb = _outline(rgb, _resize(lab.astype(np.uint8), shape, nearest=True), colours)
+            rgb = outline(rgb, _resize(lab.astype(np.uint8), shape, nearest=True), colours)
     return rgb
 
 
@@ -95,9 +100,9 @@ def study_panels(
     view; the CT lesion mask projected front-to-back is outlined on it.
     Returns (PANEL_HEIGHT, W, 3) uint8.
     """
-    hu, (sx, sy, sz) = _lps_array(ct)
-    lung = _lps_array(lungs)[0] if lungs is not None else None
-    lesion = _lps_array(lesions)[0] if lesions is not None else None
+    hu, (sx, sy, sz) = lps_array(ct)
+    lung = lps_array(lungs)[0] if lungs is not None else None
+    lesion = lps_array(lesions)[0] if lesions is not None else None
     for name, lab in (("lungs", lung), ("lesions", lesion)):
         if lab is not None and lab.shape != hu.shape:
             raise InputError(f"{name} mask shape {lab.shape} differs from the CT {hu.shape}; pass masks on the CT grid")

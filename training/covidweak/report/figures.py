@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image, ImageDraw
 
-from ..viz import LUNG_COLOURS, LUNG_WINDOW, window
+from ..viz import LUNG_COLOURS, LUNG_WINDOW, display_width, lps_array, outline, window
 from ..zones import LUNG_LABELS, zone_map_3d
 
 LESION_RGB = np.array([255, 50, 40], dtype=np.float32)
@@ -25,16 +25,6 @@ LIGHTBOX_COLUMNS = 4
 LIGHTBOX_TILES = 12
 
 
-def lps_array(image: sitk.Image) -> np.ndarray:
-    """(z, y, x) voxels of ``image`` reoriented so +x = patient left, +y = posterior, +z = superior."""
-    return sitk.GetArrayFromImage(sitk.DICOMOrient(image, "LPS"))
-
-
-def lps_spacing(image: sitk.Image) -> tuple[float, float, float]:
-    """(x, y, z) spacing in mm after :func:`lps_array`'s reorientation."""
-    return sitk.DICOMOrient(image, "LPS").GetSpacing()
-
-
 def blend(grey: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
     """(rows, cols) uint8 grey plus a bool mask -> (rows, cols, 3) uint8 with the mask tinted red."""
     rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
@@ -43,21 +33,9 @@ def blend(grey: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
-def lung_outline(rgb: np.ndarray, lungs: np.ndarray) -> np.ndarray:
-    """Draw the one-pixel boundary of each lung label of (rows, cols) ``lungs`` onto ``rgb`` (same size)."""
-    padded = np.pad(lungs, 1)
-    for label, colour in LUNG_COLOURS.items():
-        inside = padded == label
-        interior = inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:]
-        rgb[(lungs == label) & ~interior] = colour
-    return rgb
-
-
 def scaled(rgb: np.ndarray, height: int, aspect: float) -> Image.Image:
     """``rgb`` resized to ``height`` rows, columns scaled so pixels show ``aspect`` = row/col mm."""
-    rows, cols = rgb.shape[:2]
-    width = max(1, int(round(height * cols / (rows * aspect))))
-    return Image.fromarray(rgb).resize((width, height), Image.NEAREST)
+    return Image.fromarray(rgb).resize((display_width(*rgb.shape[:2], height, aspect), height), Image.NEAREST)
 
 
 def lightbox_slices(lesion: np.ndarray, lungs: np.ndarray, count: int = LIGHTBOX_TILES) -> np.ndarray:
@@ -83,12 +61,12 @@ def lightbox(ct: sitk.Image, lesions: sitk.Image, lungs: sitk.Image, columns: in
     All three on one grid. Each tile is labelled with its superior (RAS S)
     coordinate in mm, the position Slicer's slice views show. Returns (H, W, 3) uint8.
     """
-    hu, lesion, lung = lps_array(ct), lps_array(lesions) > 0, lps_array(lungs)
+    hu, lesion, lung = lps_array(ct)[0], lps_array(lesions)[0] > 0, lps_array(lungs)[0]
     oriented = sitk.DICOMOrient(ct, "LPS")
     sx, sy, sz = oriented.GetSpacing()
     tiles = []
     for k in lightbox_slices(lesion, lung, count):
-        rgb = lung_outline(blend(window(hu[k], *LUNG_WINDOW), lesion[k]), lung[k])
+        rgb = outline(blend(window(hu[k], *LUNG_WINDOW), lesion[k]), lung[k], LUNG_COLOURS)
         tile = scaled(rgb, TILE_PIXELS, sy / sx)
         superior_mm = oriented.GetOrigin()[2] + k * sz
         ImageDraw.Draw(tile).text((4, 3), f"S {superior_mm:.1f} mm", fill=(255, 255, 255))
@@ -124,13 +102,13 @@ def zone_boundaries(zones: np.ndarray, lungs: np.ndarray, j: int) -> list[tuple[
 def coronal_zones(ct: sitk.Image, lesions: sitk.Image, lungs: sitk.Image, height: int = 2 * TILE_PIXELS) -> np.ndarray:
     """The coronal slice with most lesion (else lung) voxels, lesions tinted, lungs outlined and the
     per-lung upper/middle/lower zone lines of :func:`covidweak.zones.zone_map_3d` drawn. (H, W, 3) uint8."""
-    hu, lesion, lung = lps_array(ct), lps_array(lesions) > 0, lps_array(lungs)
+    hu, lesion, lung = lps_array(ct)[0], lps_array(lesions)[0] > 0, lps_array(lungs)[0]
     zones = sitk.GetArrayFromImage(sitk.DICOMOrient(_as_image(zone_map_3d(lungs), lungs), "LPS"))
     focus = lesion if lesion.any() else lung > 0
     j = int(focus.sum(axis=(0, 2)).argmax())
-    sx, _, sz = lps_spacing(ct)
+    sx, _, sz = lps_array(ct)[1]
     flip = lambda a: a[::-1, j, :]  # noqa: E731 - superior at the top
-    rgb = lung_outline(blend(window(flip(hu), *LUNG_WINDOW), flip(lesion)), flip(lung))
+    rgb = outline(blend(window(flip(hu), *LUNG_WINDOW), flip(lesion)), flip(lung), LUNG_COLOURS)
     picture = scaled(rgb, height, sz / sx)
     draw = ImageDraw.Draw(picture)
     rows = hu.shape[0]
