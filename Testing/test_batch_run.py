@@ -129,8 +129,8 @@ def test_rerun_after_a_kill_does_not_redo_finished_cases(resumed_batch):
 
 @pytest.mark.slow
 def test_case_files_agree_with_each_other_and_the_bundle_reads_back(resumed_batch):
-    from covidweak.slicer.batch.manifest import verified_manifest
-    from covidweak.slicer.batch.scene_files import read_bundle
+    from COVIDBatchLib.manifest import verified_manifest
+    from COVIDBatchLib.scene_files import read_bundle
     from covidweak.slicer.mrml import image_from_volume_node
 
     out, _, _ = resumed_batch
@@ -178,7 +178,7 @@ def test_dicom_case_gets_a_seg_on_its_series(resumed_batch, batch_input):
 def test_a_changed_output_makes_the_case_unfinished(resumed_batch, tmp_path):
     import shutil
 
-    from covidweak.slicer.batch.manifest import verified_manifest
+    from COVIDBatchLib.manifest import verified_manifest
 
     out, _, _ = resumed_batch
     copy = tmp_path / "case"
@@ -193,7 +193,7 @@ def test_a_changed_output_makes_the_case_unfinished(resumed_batch, tmp_path):
 
 @pytest.mark.slow
 def test_index_page_links_every_finished_report(resumed_batch):
-    from covidweak.slicer.batch.runner import SUMMARY_COLUMNS
+    from COVIDBatchLib.runner import SUMMARY_COLUMNS
 
     out, _, _ = resumed_batch
     page = (out / "index.html").read_text()
@@ -205,14 +205,14 @@ def test_index_page_links_every_finished_report(resumed_batch):
 
 
 def test_the_network_is_loaded_once_per_process():
-    from covidweak.slicer.batch.steps import loaded_model
+    from COVIDBatchLib.steps import loaded_model
 
     assert loaded_model("cam-light", "cam", "cpu") is loaded_model("cam-light", "cam", "cpu")
 
 
 def test_output_folder_and_options_are_checked(batch_input, tmp_path):
-    from covidweak.slicer.batch.runner import prepare_output
-    from covidweak.slicer.batch.steps import BatchOptions, check_steps
+    from COVIDBatchLib.runner import prepare_output
+    from COVIDBatchLib.steps import BatchOptions, check_steps
 
     stranger = tmp_path / "someone_elses"
     stranger.mkdir()
@@ -231,7 +231,7 @@ def test_output_folder_and_options_are_checked(batch_input, tmp_path):
 
 
 def test_cases_come_from_files_dicom_folders_and_manifests(batch_input, phantom_dir, tmp_path):
-    from covidweak.slicer.batch.cases import find_cases
+    from COVIDBatchLib.cases import find_cases
 
     cases = find_cases(batch_input)
     assert len(cases) == 12

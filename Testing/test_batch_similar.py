@@ -32,8 +32,8 @@ def library(tmp_path_factory):
 
 
 def test_report_lists_the_same_study_first(library, tmp_path):
-    from covidweak.slicer.batch.runner import run_batch
-    from covidweak.slicer.batch.steps import BatchOptions
+    from COVIDBatchLib.runner import run_batch
+    from COVIDBatchLib.steps import BatchOptions
 
     data, weights, index = library
     with open(data / "manifest.csv", newline="") as stream:
@@ -55,8 +55,8 @@ def test_report_lists_the_same_study_first(library, tmp_path):
 
 
 def test_similar_step_without_an_index_is_a_reported_failure(library, tmp_path):
-    from covidweak.slicer.batch.runner import run_batch
-    from covidweak.slicer.batch.steps import BatchOptions
+    from COVIDBatchLib.runner import run_batch
+    from COVIDBatchLib.steps import BatchOptions
 
     data, _, _ = library
     cases = tmp_path / "cases"

@@ -3,12 +3,14 @@
 * the core (``covidweak`` outside the packages below) needs neither Slicer nor training code:
   no MRML, vtk or Qt, no ``covidweak.slicer``, ``covidweak.training`` or command-line front end;
 * ``covidweak.training`` trains what the core defines and never needs Slicer;
-* ``covidweak.slicer`` (MRML, panel, child process, batch) never needs training code; it may start
+* ``covidweak.slicer`` (MRML, panel, runner, child process) never needs training code; it may start
   the command line, which is what its child process runs;
-* the modules' Logics (``<Module>Lib``) use the core and the Slicer layer, never training code.
+* the extension's packages, the modules' Logics (``<Module>Lib``) and the headless batch
+  (``COVIDBatchLib``), use the core and the Slicer layer, never training code or the commands.
 
 The command line (``covidweak.cli``, ``covidweak.commands``, ``covidweak.demo``) is the front end
-and may use every layer.
+and may use every layer of ``covidweak``. No part of ``covidweak`` imports the extension's packages:
+the batch joins the command line through an entry point (the repository's pyproject.toml).
 """
 
 import ast
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "training" / "covidweak"
 FRONT_END = ("covidweak.cli", "covidweak.__main__", "covidweak.commands", "covidweak.demo")
 SLICER_APP = ("slicer", "vtk", "qt", "ctk", "PySide6", "PyQt5", "mrml", "slicer_core")
+EXTENSION = ("COVIDWeakSegLib", "COVIDSeverityLib", "COVIDSimilarCaseLib", "COVIDBatchLib")
 
 
 def module_name(path: Path) -> str:
@@ -61,10 +64,11 @@ def layer(name: str) -> str:
 
 
 FORBIDDEN = {
-    "core": ("covidweak.slicer", "covidweak.training", *FRONT_END, *SLICER_APP),
-    "training": ("covidweak.slicer", *FRONT_END, *SLICER_APP),
+    "core": ("covidweak.slicer", "covidweak.training", *FRONT_END, *SLICER_APP, *EXTENSION),
+    "training": ("covidweak.slicer", *FRONT_END, *SLICER_APP, *EXTENSION),
     # The Slicer layer may start the command line (``covidweak.cli``): its child process runs it.
-    "slicer": ("covidweak.training", "covidweak.commands", "covidweak.demo"),
+    "slicer": ("covidweak.training", "covidweak.commands", "covidweak.demo", *EXTENSION),
+    "front end": EXTENSION,
 }
 
 
@@ -75,20 +79,21 @@ def package_files():
 @pytest.mark.parametrize("path", package_files(), ids=lambda p: module_name(p))
 def test_each_package_module_imports_only_what_its_layer_allows(path):
     own = layer(module_name(path))
-    if own == "front end":
-        return
     broken = sorted(n for n in imported_modules(path) if within(n, FORBIDDEN[own]))
     assert not broken, f"{module_name(path)} ({own} layer) imports {broken}"
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("COVID*/COVID*Lib/*.py")), ids=lambda p: p.parent.name + "." + p.stem)
-def test_module_logics_never_import_training_or_the_command_line(path):
+EXTENSION_FILES = sorted([*ROOT.glob("COVID*/COVID*Lib/*.py"), *ROOT.glob("Batch/COVIDBatchLib/*.py")])
+
+
+@pytest.mark.parametrize("path", EXTENSION_FILES, ids=lambda p: p.parent.name + "." + p.stem)
+def test_the_extensions_packages_never_import_training_or_the_commands(path):
     broken = sorted(n for n in imported_modules_outside(path) if within(n, ("covidweak.training", *FRONT_END)))
     assert not broken, f"{path.relative_to(ROOT)} imports {broken}"
 
 
 def imported_modules_outside(path: Path) -> set[str]:
-    """Absolute imports of a file outside the package (the module Logics use absolute imports only)."""
+    """Absolute imports of a file outside the package (relative ones stay inside its own package)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -101,7 +106,7 @@ def imported_modules_outside(path: Path) -> set[str]:
 def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path):
     source = PACKAGE / "weakseg" / "lesions.py"
     assert "covidweak.io.ras" in imported_modules(source)
-    assert layer("covidweak.slicer.batch.steps") == "slicer" and layer("covidweak.training.loop") == "training"
+    assert layer("covidweak.slicer.runner") == "slicer" and layer("covidweak.training.loop") == "training"
     assert layer("covidweak.commands.train") == "front end" and layer("covidweak.weakseg.infer") == "core"
 
 
@@ -153,3 +158,16 @@ def test_the_command_line_builds_without_the_training_package_slicer_leaves_out(
     assert build_parser().parse_args(["segment", "ct.nii.gz", "--out", "x"]).command == "segment"
     assert main(["train", "cam-pretrain", "--data", "d", "--out", "o"]) == EXIT_USER_ERROR
     assert "pip install 'covidweak[train]'" in capsys.readouterr().err
+
+
+def test_batch_without_the_extensions_distribution_says_how_to_get_it(monkeypatch, tmp_path, capsys):
+    """``covidweak batch`` comes from the extension through an entry point; a plain covidweak names the fix."""
+    import importlib.metadata
+
+    from covidweak.cli import EXIT_USER_ERROR, main
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [])
+    status = main(["batch", "--input", str(tmp_path), "--output", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip()
+    assert status == EXIT_USER_ERROR and len(error.splitlines()) == 1
+    assert "pip install -e . in the SlicerCOVIDWeak repository" in error and not (tmp_path / "out").exists()

@@ -220,7 +220,7 @@ def test_segmentation_exports_into_a_larger_reference_grid(mrml_scene):
 
 def test_lesion_free_segmentation_is_written_and_read_back(mrml_scene, tmp_path):
     """A CT without lesion gives all-zero labels: the node still has its segments and a .seg.nrrd file."""
-    from covidweak.slicer.batch.scene_files import save_node
+    from COVIDBatchLib.scene_files import save_node
 
     empty = sitk.Image(lung_labels().GetSize(), sitk.sitkUInt8)
     empty.CopyInformation(lung_labels())

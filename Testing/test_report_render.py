@@ -67,7 +67,7 @@ def test_report_renders_to_png_and_pdf_with_pictures_tables_and_note(tmp_path):
 
     from covidweak.report.figures import lightbox
     from covidweak.report.html import CLINICAL_NOTE, Picture, Section, Table, case_report
-    from covidweak.slicer.batch.render import render_pdf, render_png
+    from COVIDBatchLib.render import render_pdf, render_png
 
     ct, lungs, lesions = lung_box_volume()
     Image.fromarray(lightbox(ct, lesions, lungs)).save(tmp_path / "lightbox.png")

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project's virtual environment in .venv.
-# Idempotent: reinstalls only when training/pyproject.toml changed.
+# Idempotent: reinstalls only when training/pyproject.toml or pyproject.toml changed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 stamp="$venv/.covidweak-installed"
-want="$(sha256sum "$root/training/pyproject.toml" | cut -d' ' -f1)"
+want="$(cat "$root/training/pyproject.toml" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
@@ -15,5 +15,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch first and exactly: the CPU wheel on local disk, never a multi-GB CUDA build.
   "$venv/bin/python" -m pip install -q "torch==2.13.0"
   "$venv/bin/python" -m pip install -q -e "$root/training[cpu,test]"
+  # The extension's Logics and batch (the repository's pyproject.toml); covidweak is already there.
+  "$venv/bin/python" -m pip install -q -e "$root" --no-deps
   echo "$want" > "$stamp"
 fi

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from typing import Optional, Sequence
 
@@ -19,7 +20,11 @@ from .errors import CancelledError, CovidWeakError
 from .progress import Progress
 
 COMMAND_MODULES = ("phantom", "lungs", "demo", "segment", "severity", "diagnose", "index", "similar", "clusters",
-                   "batch", "train", "export", "evaluate", "bench")
+                   "train", "export", "evaluate", "bench")
+PLUGIN_GROUP = "covidweak.commands"
+"""Entry points that add subcommands from other distributions (each names a module with ``add_parser``)."""
+EXTENSION_COMMANDS = {"batch": "the extension's module Logics (COVIDBatchLib)"}
+"""Subcommands the Slicer extension's distribution plugs in: ``covidweak`` never imports the extension."""
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -35,23 +40,33 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             importlib.import_module(f"covidweak.commands.{name}").add_parser(subparsers)
         except ModuleNotFoundError as error:
-            add_unavailable_parser(subparsers, name, error)
+            from .optional import missing_extra_error
+
+            missing = missing_extra_error(error.name, f"covidweak {name}")
+            if missing is None:
+                raise
+            add_refusing_parser(subparsers, name, missing)
+    plugins = {entry.name: entry for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
+    for name in sorted(plugins):
+        plugins[name].load().add_parser(subparsers)
+    for name, what in EXTENSION_COMMANDS.items():
+        if name not in plugins:
+            add_refusing_parser(subparsers, name, CovidWeakError(
+                f"covidweak {name} runs {what}, which this installation lacks: install the extension's Python "
+                f"distribution (pip install -e . in the SlicerCOVIDWeak repository), or run it in Slicer"))
     return parser
 
 
-def add_unavailable_parser(subparsers, name: str, error: ModuleNotFoundError) -> None:
-    """Register command ``name`` whose parser needs an optional extra (e.g. ``train`` inside Slicer,
-    where the training code is not installed): it accepts anything and says which extra to install."""
-    from .optional import missing_extra_error
-
-    missing = missing_extra_error(error.name, f"covidweak {name}")
-    if missing is None:
-        raise error
+def add_refusing_parser(subparsers, name: str, error: CovidWeakError) -> None:
+    """Register command ``name`` as one that cannot run here: it accepts any arguments and raises ``error``
+    (e.g. ``train`` inside Slicer, where the training code is not installed)."""
 
     def refuse(args):
-        raise missing
+        raise error
 
-    stand_in = subparsers.add_parser(name, help=f"(needs another extra: {missing})", add_help=False)
+    # No option prefix: every argument, "--input" and "-h" included, is taken without complaint.
+    stand_in = subparsers.add_parser(name, help="(not available here: run it to see why)", add_help=False,
+                                     prefix_chars="\0")
     stand_in.add_argument("ignored", nargs=argparse.REMAINDER)
     stand_in.set_defaults(func=refuse)
 

@@ -1,15 +1,17 @@
 """``covidweak batch --input DIR_OR_CSV --output DIR``: the Slicer modules' Logics over many CTs, headless.
 
-The same options drive ``Resources/Scripts/covid_batch.py`` inside Slicer
-(``Slicer --no-main-window --python-script ... -- --input ...``) and with the
-pip ``slicer-core`` (``python covid_batch.py ...``); both call :func:`run`.
+The extension's Python distribution (the repository's ``pyproject.toml``) plugs this module into
+the ``covidweak`` command line through the ``covidweak.commands`` entry point, so ``covidweak``
+itself never imports the extension. The same options drive ``Resources/Scripts/covid_batch.py``
+inside Slicer (``Slicer --no-main-window --python-script ... -- --input ...``) and with the pip
+``slicer-core`` (``python covid_batch.py ...``); both call :func:`run`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..device import add_device_argument
+from covidweak.device import add_device_argument
 
 DESCRIPTION = (
     "Run the extension's modules (lesion segmentation; more as they gain batch steps) on every CT of a folder "
@@ -22,7 +24,7 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     """The batch options, shared by the subcommand and covid_batch.py."""
-    from ..slicer.batch.steps import DEFAULT_STEPS, STEPS
+    from .steps import DEFAULT_STEPS, STEPS
 
     parser.add_argument("--input", type=Path, required=True,
                         help="folder of CT files / DICOM series folders, or a CSV manifest")
@@ -46,9 +48,6 @@ def add_arguments(parser) -> None:
                         "always 1 with the network loaded once)")
     parser.add_argument("--pdf", action="store_true", help="also print each report to PDF (needs PySide6 or Slicer)")
     parser.add_argument("--no-dicom-seg", action="store_true", help="do not write DICOM SEG files for DICOM input")
-    parser.add_argument("--modules-dir", type=Path, default=None,
-                        help="the extension's source folder holding COVIDWeakSeg/ etc. (default: this checkout, "
-                             "or $COVIDWEAK_SLICER_MODULES; not needed inside Slicer)")
     add_device_argument(parser)
 
 
@@ -60,29 +59,27 @@ def add_parser(subparsers) -> None:
 
 
 def options_from(args):
-    from ..slicer.batch.steps import DEFAULT_STEPS, BatchOptions, check_steps
+    from .steps import DEFAULT_STEPS, BatchOptions, check_steps
 
     steps = args.steps or [*DEFAULT_STEPS, *(["COVIDSimilarCase"] if args.similar_index else [])]
     return BatchOptions(method=args.method, weights=args.weights, t_fg=args.t_fg, t_bg=args.t_bg, device=args.device,
                         lesion_boxes=args.lesion_boxes, steps=check_steps(steps),
                         similar_index=str(args.similar_index.resolve()) if args.similar_index else None,
                         similar_k=args.similar_k, ducn_weights=args.ducn_weights,
-                        diagnosis_weights=args.diagnosis_weights,
-                        modules_dir=str(args.modules_dir) if args.modules_dir else None, pdf=args.pdf,
-                        dicom_seg=not args.no_dicom_seg)
+                        diagnosis_weights=args.diagnosis_weights, pdf=args.pdf, dicom_seg=not args.no_dicom_seg)
 
 
 def run(args) -> int:
     """Run the batch; exit status 0 when every case is done, 1 when some failed (listed in summary.csv)."""
-    from ..optional import require
-    from ..progress import command_progress
-    from ..slicer.batch.runner import SUMMARY_FILE, run_batch
+    from covidweak.optional import require
+    from covidweak.progress import command_progress
+    from .runner import SUMMARY_FILE, run_batch
 
     # Each case would fail on its own, as an internal error, without an MRML scene to run in.
     require("slicer", "covidweak batch (the module Logics run on an MRML scene)")
     if args.pdf:
-        from ..errors import InputError
-        from ..slicer.batch.render import qt_available
+        from covidweak.errors import InputError
+        from .render import qt_available
 
         if not qt_available():
             raise InputError("--pdf needs Qt (PySide6, or run inside Slicer): install PySide6 or leave out --pdf")

@@ -16,8 +16,8 @@ CASE_FILE = "case.json"
 
 def write_manifest(folder: Path, manifest: dict, outputs: dict) -> dict:
     """``manifest`` plus ``outputs`` ({key: file name in ``folder``}) with their sha256, written as case.json."""
-    from ...models.weights import sha256_of
-    from ...io.atomic import write_text
+    from covidweak.models.weights import sha256_of
+    from covidweak.io.atomic import write_text
 
     folder = Path(folder)
     manifest = dict(manifest, outputs={key: {"file": name, "sha256": sha256_of(folder / name)}
@@ -28,7 +28,7 @@ def write_manifest(folder: Path, manifest: dict, outputs: dict) -> dict:
 
 def verified_manifest(folder: Path) -> Optional[dict]:
     """The case.json of ``folder`` when it is complete and every listed file still has its sha256; else None."""
-    from ...models.weights import sha256_of
+    from covidweak.models.weights import sha256_of
 
     path = Path(folder) / CASE_FILE
     if not path.is_file():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ...errors import InputError
+from covidweak.errors import InputError
 
 ROI_STORAGE_CLASS = "vtkMRMLMarkupsROIJsonStorageNode"
 """slicer-core has no Markups module logic to pick a default storage node for ROIs, so it is named here."""

@@ -24,10 +24,9 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from ...errors import InputError
-from ...report.html import Picture, Section, Table
+from covidweak.errors import InputError
+from covidweak.report.html import Picture, Section, Table
 from .cases import Case
-from .modules import import_module_lib
 
 LESION_REPORT_COLUMNS = ("id", "volume_ml", "lung", "zone", "mean_hu", "max_probability",
                          "centroid_r", "centroid_a", "centroid_s")
@@ -45,7 +44,6 @@ class BatchOptions:
     device: str = "auto"
     lesion_boxes: bool = False
     steps: tuple = ("COVIDWeakSeg", "COVIDSeverity")  # see DEFAULT_STEPS
-    modules_dir: Optional[str] = None
     similar_index: Optional[str] = None  # a `covidweak index build` folder: adds the COVIDSimilarCase step
     similar_k: int = 5
     ducn_weights: str = ""  # DuCN weights of that index; empty = the command's default
@@ -85,8 +83,8 @@ class CaseContext:
 @functools.lru_cache(maxsize=None)
 def loaded_model(weights: str, method: str, device: str):
     """The network of ``weights``, loaded once per process and reused for every case."""
-    from ...device import resolve_device
-    from ...models import load_weights
+    from covidweak.device import resolve_device
+    from covidweak.models import load_weights
 
     return load_weights(weights, method=method, device=str(resolve_device(device)))
 
@@ -102,8 +100,8 @@ def batch_weakseg_logic_class(logic_class: type) -> type:
     class BatchWeakSegLogic(logic_class):
         # A batch runs everything in its own process, whatever ``where`` says.
         def infer(self, image, method, weights, t_fg, t_bg, device, where=None, progress=None, box_weights=None):
-            from ...weakseg.infer import segment_ct
-            from ...weakseg.saliency import lesion_boxes
+            from covidweak.weakseg.infer import segment_ct
+            from covidweak.weakseg.saliency import lesion_boxes
 
             result = segment_ct(image, loaded_model(weights, method, device), t_fg=t_fg, t_bg=t_bg, device=device,
                                 progress=progress)
@@ -117,14 +115,13 @@ def batch_weakseg_logic_class(logic_class: type) -> type:
 
 def weakseg_step(context: CaseContext) -> None:
     """COVIDWeakSeg: lesion probability, lesion segmentation at T_fg, lesion and involvement tables, boxes."""
-    from ...dicom_seg import write_dicom_seg
-    from ...report.figures import coronal_zones, lightbox
+    from covidweak.dicom_seg import write_dicom_seg
+    from covidweak.report.figures import coronal_zones, lightbox
 
-    lib = import_module_lib("COVIDWeakSeg", context.options.modules_dir)
-    from COVIDWeakSegLib import results  # importable now that import_module_lib found the package
+    from COVIDWeakSegLib import COVIDWeakSegLogic, results
 
     options = context.options
-    logic = batch_weakseg_logic_class(lib.COVIDWeakSegLogic)(context.scene)
+    logic = batch_weakseg_logic_class(COVIDWeakSegLogic)(context.scene)
     created = logic.process(context.volume, method=options.method, weights=options.weights, t_fg=options.t_fg,
                             t_bg=options.t_bg, device=options.device, lesion_boxes=options.lesion_boxes)
     segmentation = logic.create_segmentation()
@@ -183,16 +180,15 @@ def severity_step(context: CaseContext) -> None:
     import shutil
     import tempfile
 
-    from ..runner import Where, run_command
-    from ...weakseg.outputs import write_outputs
+    from covidweak.slicer.runner import Where, run_command
+    from covidweak.weakseg.outputs import write_outputs
 
     result = context.handoff.get("segment_result")
     if result is None:
         raise InputError("the COVIDSeverity step scores COVIDWeakSeg's lesions: list COVIDWeakSeg before it in --steps")
-    lib = import_module_lib("COVIDSeverity", context.options.modules_dir)
-    from COVIDSeverityLib import logic as severity_logic  # importable now that import_module_lib found the package
+    from COVIDSeverityLib import logic as severity_logic
 
-    logic = lib.COVIDSeverityLogic(context.scene)
+    logic = severity_logic.COVIDSeverityLogic(context.scene)
     logic.parameters.device = context.options.device
     logic.parameters.seg_method = context.options.method
     work = Path(tempfile.mkdtemp(prefix=".severity-", dir=context.folder))
@@ -238,15 +234,16 @@ def similar_step(context: CaseContext) -> None:
     import contextlib
     import io
 
-    from ..outputs import table_node_rows
-    from ...models.weights import registry_entry, sha256_of
+    from covidweak.slicer.outputs import table_node_rows
+    from covidweak.models.weights import registry_entry, sha256_of
 
     options = context.options
     if not options.similar_index:
         raise InputError("the COVIDSimilarCase step needs a case index: pass --similar-index INDEX "
                          "(build one with `covidweak index build`)")
-    lib = import_module_lib("COVIDSimilarCase", options.modules_dir)
-    logic = lib.COVIDSimilarCaseLogic(context.scene)
+    from COVIDSimilarCaseLib import COVIDSimilarCaseLogic
+
+    logic = COVIDSimilarCaseLogic(context.scene)
     logic.parameters.device = options.device
     logic.parameters.ducn_weights = options.ducn_weights
     with contextlib.redirect_stdout(io.StringIO()):  # the command's own summary line

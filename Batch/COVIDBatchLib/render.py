@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ...errors import InputError
+from covidweak.errors import InputError
 
 PAGE_WIDTH_PIXELS = 900
 

@@ -32,8 +32,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Optional
 
-from ...errors import CancelledError, CovidWeakError, InputError
-from ...progress import Progress
+from covidweak.errors import CancelledError, CovidWeakError, InputError
+from covidweak.progress import Progress
 from .cases import Case, find_cases
 from .manifest import verified_manifest, write_manifest
 from .steps import STEPS, BatchOptions, CaseContext, check_steps
@@ -77,13 +77,13 @@ def prepare_output(out: Path, options: BatchOptions) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from ...io.atomic import write_text
+    from covidweak.io.atomic import write_text
 
     write_text(Path(path), text)
 
 
 def case_facts(case: Case, manifest: dict) -> list[tuple[str, str]]:
-    from ... import __version__
+    from covidweak import __version__
 
     return [("Input", str(case.path)), ("Input kind", "DICOM series" if case.dicom else "image file"),
             ("Diagnosis label of the input list", case.diagnosis),
@@ -136,8 +136,8 @@ def open_case(case: Case, folder: Path, options: BatchOptions):
     """
     import slicer
 
-    from ...io import read_ct
-    from ..mrml import volume_node_from_image
+    from covidweak.io import read_ct
+    from covidweak.slicer.mrml import volume_node_from_image
 
     image = read_ct(case.path)
     scene = slicer.vtkMRMLScene()
@@ -151,7 +151,7 @@ def open_case(case: Case, folder: Path, options: BatchOptions):
 
 def finish_case(context: CaseContext, runtime_s: float) -> dict:
     """Save the CT into the scene bundle, write the report(s) and, last, case.json."""
-    from ...report.html import case_report
+    from covidweak.report.html import case_report
     from .scene_files import write_bundle
 
     # The CT goes into the bundle (so the .mrb opens complete) but not in the case folder beside it.
@@ -193,7 +193,7 @@ def pending_row(case: Case) -> dict:
 
 def write_summary(out: Path, rows: list[dict]) -> None:
     """summary.csv and index.html for ``rows`` (in case order), each replaced atomically."""
-    from ...report.html import index_page
+    from covidweak.report.html import index_page
 
     stream = io.StringIO()
     writer = csv.DictWriter(stream, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -211,7 +211,7 @@ def _worker_setup(threads: int) -> None:
 
 def effective_jobs(jobs: int, device: str) -> int:
     """``jobs`` on CPU; 1 on a GPU (one process, the network loaded once; see the module notes)."""
-    from ...device import resolve_device
+    from covidweak.device import resolve_device
 
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more worker processes")
@@ -220,7 +220,7 @@ def effective_jobs(jobs: int, device: str) -> int:
 
 def run_batch(source: Path, out: Path, options: BatchOptions, jobs: int = 1,
               progress: Optional[Progress] = None) -> list[dict]:
-    """Run every case of ``source`` (see :func:`covidweak.slicer.batch.cases.find_cases`) into ``out``.
+    """Run every case of ``source`` (see :func:`COVIDBatchLib.cases.find_cases`) into ``out``.
 
     Returns the summary rows in case order (also written to summary.csv and
     index.html after each case). ``progress`` counts cases.

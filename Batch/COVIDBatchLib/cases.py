@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import InputError
+from covidweak.errors import InputError
 
 CASE_ID_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
 DICOM_SUFFIXES = ("", ".dcm", ".ima")
@@ -43,7 +43,7 @@ def safe_case_id(name: str) -> str:
 
 
 def image_stem(path: Path) -> str:
-    from ...io.files import image_suffix
+    from covidweak.io.files import image_suffix
 
     suffix = image_suffix(path)
     return path.name[: -len(suffix)] if suffix else path.name
@@ -64,8 +64,8 @@ def holds_dicom(folder: Path) -> bool:
 
 def cases_in_folder(folder: Path) -> list[Case]:
     """Image files and DICOM series folders directly inside ``folder``, sorted by name."""
-    from ...io import READ_SUFFIXES
-    from ...io.files import image_suffix
+    from covidweak.io import READ_SUFFIXES
+    from covidweak.io.files import image_suffix
 
     cases = []
     for path in sorted(folder.iterdir()):
@@ -79,7 +79,7 @@ def cases_in_folder(folder: Path) -> list[Case]:
 
 
 def cases_in_manifest(path: Path) -> list[Case]:
-    from ...datasets import open_dataset
+    from covidweak.datasets import open_dataset
 
     return [Case(safe_case_id(r.study_id), Path(r.ct_path), dicom=Path(r.ct_path).is_dir(), diagnosis=r.diagnosis)
             for r in open_dataset(path)]
@@ -87,7 +87,7 @@ def cases_in_manifest(path: Path) -> list[Case]:
 
 def find_cases(source: Path) -> list[Case]:
     """The cases of ``source`` (see the module notes); InputError when there are none or ids collide."""
-    from ...datasets.phantom import MANIFEST_NAME
+    from covidweak.datasets.phantom import MANIFEST_NAME
 
     source = Path(source).expanduser()
     if not source.exists():
