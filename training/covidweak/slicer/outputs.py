@@ -103,19 +103,15 @@ def ramp_color_table(scene, singleton_tag: str, name: str, ramp, levels: int = 2
     Owning the table keeps it available in a bare scene and unaffected by edits
     of Slicer's shared colour tables.
     """
-    import slicer
+    from .parameters import singleton_node
 
-    node = scene.GetSingletonNode(singleton_tag, "vtkMRMLColorTableNode")
-    if node is not None:
-        return node
-    node = slicer.vtkMRMLColorTableNode()
-    node.SetSingletonTag(singleton_tag)
-    node.SetName(scene.GenerateUniqueName(name))
-    node.SetTypeToUser()
-    node.SetNumberOfColors(levels)
-    for index, value in enumerate(np.linspace(0.0, 1.0, levels)):
-        node.SetColor(index, f"{value:.3f}", *ramp_color(value, ramp), 1.0)
-    return scene.AddNode(node)
+    def fill(node):
+        node.SetTypeToUser()
+        node.SetNumberOfColors(levels)
+        for index, value in enumerate(np.linspace(0.0, 1.0, levels)):
+            node.SetColor(index, f"{value:.3f}", *ramp_color(value, ramp), 1.0)
+
+    return singleton_node(scene, singleton_tag, "vtkMRMLColorTableNode", name, fill)
 
 
 def plot_chart_node(scene, name: str, series, title: str = "", x_title: str = "", y_title: str = ""):

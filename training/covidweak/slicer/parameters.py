@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from typing import Callable
 
 from ..errors import InputError
 
@@ -35,22 +36,29 @@ def node_reference(node_class: str = "vtkMRMLNode"):
     return dataclasses.field(default=None, metadata={NODE_CLASS_KEY: node_class})
 
 
-def get_parameter_node(scene, module_name: str):
-    """Return the scene's singleton parameter node of ``module_name``, creating it when absent.
+def singleton_node(scene, tag: str, class_name: str, name: str, fill: Callable = lambda node: None):
+    """The scene's node of ``class_name`` with singleton ``tag``; when there is none, a new one, uniquely
+    named from ``name`` and passed to ``fill`` before it is added.
 
-    The singleton tag makes the scene keep a single node per module across
-    save and reload, which is how the Slicer application finds it again.
+    The singleton tag makes the scene keep a single such node across save and reload, which is
+    how the Slicer application finds it again.
     """
     import slicer
 
-    node = scene.GetSingletonNode(module_name, "vtkMRMLScriptedModuleNode")
+    node = scene.GetSingletonNode(tag, class_name)
     if node is not None:
         return node
-    node = slicer.vtkMRMLScriptedModuleNode()
-    node.SetSingletonTag(module_name)
-    node.SetName(scene.GenerateUniqueName(module_name))
-    node.SetAttribute("ModuleName", module_name)
+    node = getattr(slicer, class_name)()
+    node.SetSingletonTag(tag)
+    node.SetName(scene.GenerateUniqueName(name))
+    fill(node)
     return scene.AddNode(node)
+
+
+def get_parameter_node(scene, module_name: str):
+    """Return the scene's singleton parameter node of ``module_name``, creating it when absent."""
+    return singleton_node(scene, module_name, "vtkMRMLScriptedModuleNode", module_name,
+                          lambda node: node.SetAttribute("ModuleName", module_name))
 
 
 class TypedParameters:
