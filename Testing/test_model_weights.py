@@ -58,3 +58,10 @@ def test_bad_weight_files_get_one_line_errors(tmp_path):
     save_weights(tmp_path / "unet.pt", build_model("unet"), "unet", {"backbone": "light"}, PREPROCESS)
     with pytest.raises(ModelError, match="'unet' weights, not 'mseamnam'"):
         load_weights(tmp_path / "unet.pt", method="mseamnam")
+
+
+def test_a_folder_without_a_registry_says_where_the_shipped_weights_are(tmp_path):
+    from covidweak.models.weights import MODELS_ENV, registry_entry
+
+    with pytest.raises(ModelError, match=f"no shipped weights here .*set {MODELS_ENV} to the repository's Resources/Models"):
+        registry_entry("mseamnam-light", tmp_path)

@@ -83,6 +83,10 @@ def registry_entry(name: str, folder: Optional[Path] = None) -> dict:
         if entry.get("name") == name:
             return entry
     known = ", ".join(e.get("name", "?") for e in read_registry(folder)["models"]) or "none"
+    if not (folder / REGISTRY_NAME).is_file():
+        # A pip install carries no weights: they ship in the repository and the Slicer extension.
+        raise ModelError(f"no shipped weights here ({folder} has no {REGISTRY_NAME}): set {MODELS_ENV} to the "
+                         f"repository's Resources/Models folder, or pass a weight file")
     raise ModelError(f"no model named '{name}' in {folder / REGISTRY_NAME} (known: {known}); "
                      f"train one with `covidweak train` and `covidweak export`, or pass a weight file")
 

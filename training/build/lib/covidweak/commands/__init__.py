@@ -1,0 +1,1 @@
+"""One module per ``covidweak`` subcommand; see :mod:`covidweak.cli`."""

@@ -1,0 +1,1 @@
+"""Headless training of every network: configs, run folders, checkpoints, the loop, export."""

@@ -1,0 +1,1 @@
+"""Weakly supervised lesion segmentation of chest CT: what training and inference share."""
