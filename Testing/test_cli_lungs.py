@@ -105,3 +105,13 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "no such file" in result.stderr
+
+
+def test_classical_flag_gives_the_mask_without_the_network_step(phantom_dir, tmp_path):
+    from covidweak.lungs import segment_lungs
+
+    ct_path = _first_ct(phantom_dir)
+    out = tmp_path / "classical.nii.gz"
+    assert main(["lungs", str(ct_path), "--out", str(out), "--classical"]) == 0
+    expected = segment_lungs(sitk.ReadImage(str(ct_path)), learned=False)
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out))), sitk.GetArrayFromImage(expected))

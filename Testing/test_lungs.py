@@ -21,15 +21,16 @@ from covidweak.progress import Progress
 MIN_DICE = 0.97
 """Per-lung agreement the issue asks for, consolidation included. Met by every study whose
 lesions fill under :data:`MILD_INVOLVEMENT` of the lung."""
-MILD_INVOLVEMENT = 0.10
-"""Generator 1.1's patients all lay below 3 %. Generator 1.2 draws MosMedData's categories, and
-the classical mask falls below MIN_DICE as dense lesions line more of the pleura: lowest Dice
-0.972 in CT-1 (up to 18 %), 0.954 in CT-2, 0.942 in CT-3 over 30 COVID-19 baselines at
-256²x64 (scripts/probes/lung_dice.py); 0.962 at 21 % in the tests' 128²x32 phantom."""
-DICE_FLOOR = {0: 0.95, 1: 0.95, 2: 0.88, 3: 0.88, 4: 0.70}
-"""Regression floors per MosMedData category, set under what the tests' 128²x32 phantom
-measures (CT-1 0.962, a CT-2 follow-up 0.887, CT-3 0.930, its CT-4 follow-up 0.715; docs/status.md,
-lung segmentation). They record a limit, not a goal: the goal is MIN_DICE everywhere."""
+MILD_INVOLVEMENT = 0.25
+"""MosMedData's CT-1 limit. With the CT lung network's step (:mod:`covidweak.lungs.learned`) every
+CT-1 study measured meets MIN_DICE: lowest 0.981 / 0.990 / 0.984 over 30 / 15 / 15 COVID-19
+baselines at 256²x64 / 224²x56 / 288²x36 (scripts/probes/lung_dice.py), 0.974 at 21 % in the
+tests' 128²x32 phantom. The classical mask alone went down to 0.962 there."""
+DICE_FLOOR = {0: 0.97, 1: 0.97, 2: 0.92, 3: 0.94, 4: 0.89}
+"""Regression floors per MosMedData category, set under what the tests' 128²x32 phantom measures
+with the network step (CT-2 follow-up 0.934, CT-3 0.962, its CT-4 follow-up at 90 % 0.913; the
+classical mask alone: 0.887, 0.930, 0.715; docs/status.md, lung segmentation). They record a limit,
+not a goal: the goal is MIN_DICE everywhere."""
 
 
 CONSOLIDATION_HU = 30.0

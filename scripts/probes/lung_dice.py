@@ -5,7 +5,7 @@
 Generates each patient's study ``--study`` (0 = baseline, 2 = lesions at their peak), runs
 ``covidweak.lungs.segment_lungs`` on its CT and prints the right and left lung Dice, the
 share of lesion voxels the mask leaves out, and the patient's CT category; then the lowest
-Dice per category.
+Dice per category. ``--classical`` leaves out the CT lung network's step (:mod:`covidweak.lungs.learned`).
 """
 
 import argparse
@@ -29,11 +29,12 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=64)
     parser.add_argument("--seed", type=int, default=61000)
     parser.add_argument("--study", type=int, default=0)
+    parser.add_argument("--classical", action="store_true", help="the classical mask alone")
     args = parser.parse_args()
     lowest = defaultdict(lambda: 1.0)
     for patient in range(args.patients):
         study = generate_study(args.seed + patient, args.study, args.pattern, PhantomConfig(size=args.size, slices=args.slices))
-        found = sitk.GetArrayFromImage(segment_lungs(study.ct))
+        found = sitk.GetArrayFromImage(segment_lungs(study.ct, learned=not args.classical))
         truth = sitk.GetArrayFromImage(study.lungs)
         lesions = sitk.GetArrayFromImage(study.lesions) > 0
         scores = dice_per_label(found, truth, (RIGHT, LEFT))

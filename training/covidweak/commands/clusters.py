@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--weights", default=None, help=f"FeCNN weight file or registry name (default: {DEFAULT_WEIGHTS} "
                         "when fitting, the model's own FeCNN when applying)")
     parser.add_argument("--lungs", type=Path, default=None, help="lung labels on the CT grid (with --ct; default: "
-                        "computed with the classical lung segmentation)")
+                        "computed as `covidweak lungs` does)")
     parser.add_argument("--seed", type=int, default=0, help="seed of k-means, SVD and t-SNE (default: 0)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="slices per network batch")
     add_device_argument(parser)

@@ -103,7 +103,7 @@ def lung_stage(out: Path, records: list) -> dict:
         writer.writeheader()
         writer.writerows(rows)
     save_png(montage(panels, titles=titles), out / "montage.png")
-    return dict(command="covidweak.lungs.segment_lungs per study (classical, no weights)", studies=len(rows),
+    return dict(command="covidweak.lungs.segment_lungs per study (classical, plus the ct-lungs-light step)", studies=len(rows),
                 min_dice_right=min(r["dice_right"] for r in rows), min_dice_left=min(r["dice_left"] for r in rows),
                 mean_seconds_per_study=round(sum(r["seconds"] for r in rows) / len(rows), 2),
                 results_csv=str(out / "results.csv"), montage=str(out / "montage.png"))
@@ -155,7 +155,7 @@ def run(args) -> int:
     _timed(summary, "1_phantom", 1, f"generating {args.patients} phantom patients x {args.studies_per_patient} "
            f"studies ({args.size}x{args.size}x{args.slices}) in {phantom}", make_phantom)
     records = read_phantom(phantom)
-    _timed(summary, "2_lungs", 2, f"segmenting the lungs of {len(records)} studies (classical, no weights) "
+    _timed(summary, "2_lungs", 2, f"segmenting the lungs of {len(records)} studies "
            "and scoring them against the truth", lung_stage, out, records)
     _timed(summary, "3_batch", 3, f"batch: lesion segmentation + CT severity + reports for {len(records)} CTs "
            f"into {out / stages.BATCH_DIR}", stages.batch_stage, out, phantom, records)

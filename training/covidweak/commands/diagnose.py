@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
                         help=f"weight file or registry name (default: {DEFAULT_WEIGHTS})")
     parser.add_argument("--lungs", type=Path, default=None, help="lung label image 0/1/2 on the CT grid "
-                        "(default: computed with the classical lung segmentation)")
+                        "(default: computed as `covidweak lungs` does)")
     add_device_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.set_defaults(func=run)

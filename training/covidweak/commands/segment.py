@@ -39,7 +39,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_model_arguments(parser)
     parser.add_argument("--lungs", type=Path, default=None, help="lung label image 0/1/2 on the CT grid "
-                        "(default: computed with the classical lung segmentation)")
+                        "(default: computed as `covidweak lungs` does)")
     parser.add_argument("--t-fg", type=float, default=T_FG, help=f"foreground threshold T_fg (default: {T_FG})")
     parser.add_argument("--t-bg", type=float, default=T_BG, help=f"background threshold T_bg (default: {T_BG})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,

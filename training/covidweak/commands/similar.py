@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--slice", type=int, default=None,
                         help="query with this slice only (voxel index along the CT's third axis; default: all lung slices)")
     parser.add_argument("--lungs", type=Path, default=None, help="lung label image on the CT grid "
-                        "(default: computed with the classical lung segmentation)")
+                        "(default: computed as `covidweak lungs` does)")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--weights", default=None,
                         help=f"DuCN weights the index was built with (default: {DEFAULT_WEIGHTS})")

@@ -12,7 +12,8 @@ Pipeline (each step in its own module):
    :mod:`.ribcage`), then consolidation
    reaching from the mediastinum to the chest wall from the mirrored other lung (:mod:`.mirror`),
    and consolidation notching a short run of slices from the lung's own outlines above and
-   below it (:mod:`.interpolate`);
+   below it (:mod:`.interpolate`); last, dense lung the shapes cannot recover (consolidation
+   filling a lobe) where the shipped CT lung network says it is lung (:mod:`.learned`);
 6. on the full-resolution grid, redraw the air boundary from the full-resolution
    threshold and keep the filled dense parts from the working grid; permute back.
 """
@@ -30,6 +31,7 @@ from .fill import fill_lung
 from .geometry import covering_box, from_canonical, resample_labels, same_grid, smooth_onto, to_canonical, voxel_ml, working_grid
 from .masks import FACES, body_mask, fill_holes_per_slice, inside_air
 from .interpolate import interpolate_consolidation
+from .learned import learned_fill
 from .mirror import mirror_consolidation
 from .plausible import check_lungs
 from .ribcage import bony_depth
@@ -44,8 +46,10 @@ glass as "air" (less to fill back) and lies on the tissue side of partial-volume
 STEPS = 6
 
 
-def _coarse_segmentation(hu: np.ndarray, grid: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Filled lung labels (uint8 0/1/2), the airway (bool) and the body (bool) on the working grid. Arrays (z, y, x)."""
+def _coarse_segmentation(hu: np.ndarray, grid: sitk.Image, learned: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Filled lung labels (uint8 0/1/2) and the airway (bool) on the working grid. Arrays (z, y, x).
+    ``learned`` False leaves out the network step (:mod:`.learned`). Raises InputError for air that is
+    not a chest's lungs (:mod:`.plausible`)."""
     spacing_zyx = grid.GetSpacing()[::-1]
     vml = voxel_ml(grid)
     air = hu < AIR_HU
@@ -54,9 +58,16 @@ def _coarse_segmentation(hu: np.ndarray, grid: sitk.Image) -> tuple[np.ndarray, 
     airway = find_airway(hu, candidates, body, spacing_zyx, vml)
     lungs_air, rest = pick_lungs(candidates & ~airway, body, grid, spacing_zyx, vml)
     room = body & ~airway
-    filled = _fill_both(lungs_air, rest, room, spacing_zyx, bony_depth(hu, body, spacing_zyx))
+    depth = bony_depth(hu, body, spacing_zyx)
+    filled = _fill_both(lungs_air, rest, room, spacing_zyx, depth)
     filled = mirror_consolidation(filled, hu, room, body, spacing_zyx, AIR_HU, RIGHT, LEFT)
-    return interpolate_consolidation(filled, hu, room, spacing_zyx, AIR_HU, (RIGHT, LEFT)), airway, body
+    filled = interpolate_consolidation(filled, hu, room, spacing_zyx, AIR_HU, (RIGHT, LEFT))
+    # Whether the air found is a chest's lungs is judged before the network adds anything to it.
+    check_lungs(filled, body, spacing_zyx)
+    if learned:
+        # Consolidated lung lies inside the rib cage: the network may only add there.
+        filled = learned_fill(filled, hu, body, room & (depth > 0), AIR_HU)
+    return filled, airway
 
 
 def _fill_both(lungs_air: np.ndarray, rest: np.ndarray, allowed: np.ndarray, spacing_zyx, depth: np.ndarray) -> np.ndarray:
@@ -129,7 +140,7 @@ def _refine(canon: sitk.Image, grid: sitk.Image, coarse: np.ndarray, coarse_hu: 
     return labels
 
 
-def segment_lungs(ct: sitk.Image, progress: Progress | None = None) -> sitk.Image:
+def segment_lungs(ct: sitk.Image, progress: Progress | None = None, learned: bool = True) -> sitk.Image:
     """Right and left lungs of a chest CT in HU.
 
     ``ct``: 3-D SimpleITK image in Hounsfield units, any spacing (0.5-5 mm), any
@@ -137,6 +148,8 @@ def segment_lungs(ct: sitk.Image, progress: Progress | None = None) -> sitk.Imag
     ``ct``'s grid: 0 background, 1 right lung, 2 left lung. Lungs include vessels,
     intrapulmonary airways and lesions (also consolidation touching the costal
     pleura); trachea and main bronchi are excluded.
+
+    ``learned`` False gives the purely classical mask, without the CT lung network's step.
 
     Raises :class:`~covidweak.errors.InputError` for images that are not a CT in
     HU, when no lung-sized air region is found and when what was found is not a
@@ -153,8 +166,7 @@ def segment_lungs(ct: sitk.Image, progress: Progress | None = None) -> sitk.Imag
     grid = working_grid(canon)
     coarse_hu = sitk.GetArrayFromImage(smooth_onto(canon, grid))
     step(1, "finding air, body and airway")
-    coarse, airway, body = _coarse_segmentation(coarse_hu, grid)
-    check_lungs(coarse, body, grid.GetSpacing()[::-1])
+    coarse, airway = _coarse_segmentation(coarse_hu, grid, learned)
     step(4, "refining at full resolution")
     if same_grid(canon, grid):
         labels = coarse

@@ -1,7 +1,9 @@
-"""Chest X-ray networks: the right/left lung segmentation U-Net of Kim et al.'s severity pipeline.
+"""The right/left lung segmentation U-Net: of chest radiographs (Kim et al.'s severity pipeline) and of CT slices.
 
 Kim et al. segment the lungs first so that each lung can be split into its three zones;
 the network labels every radiograph pixel background (0), right lung (1) or left lung (2).
+The same network, trained on axial CT slices (task ``ct-lungs``), puts back the dense lung
+the classical CT lung mask misses (:mod:`covidweak.lungs.learned`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ CXR_LUNG_CLASSES = 3
 DEFAULT_CXR_ARCH = {"channels": [16, 32, 64, 128, 256], "num_res_units": 2}
 
 
-class CxrLungUNet(nn.Module):
-    """MONAI 2-D U-Net: (N, 1, H, W) radiograph in [0, 1] -> (N, 3, H, W) class logits."""
+class LungUNet(nn.Module):
+    """MONAI 2-D U-Net: (N, 1, H, W) image in [0, 1] (radiograph or windowed CT slice) -> (N, 3, H, W) class logits."""
 
     def __init__(self, channels=DEFAULT_CXR_ARCH["channels"], num_res_units: int = DEFAULT_CXR_ARCH["num_res_units"]):
         super().__init__()
@@ -31,4 +33,4 @@ class CxrLungUNet(nn.Module):
 
 def build_cxr_model(method: str, arch: dict | None = None) -> nn.Module:
     arch = {**DEFAULT_CXR_ARCH, **(arch or {})}
-    return CxrLungUNet(arch["channels"], arch["num_res_units"])
+    return LungUNet(arch["channels"], arch["num_res_units"])

@@ -36,6 +36,7 @@ OTHER_BUILDERS: dict[str, str] = {
     "ducn": "covidweak.models.ducn:build_ducn",
     "fecnn": "covidweak.models.fecnn:build_fecnn",
     "diagnosis": "covidweak.diagnosis.model:build_diagnosis_model",
+    "ct-lungs": "covidweak.models.cxr:build_cxr_model",  # the radiograph's lung U-Net, on CT slices
 }
 """Networks of the other modules (severity, diagnosis, similar cases, lesion types):
 method name -> ``"module:function"``, the function taking ``(method, arch)`` and returning a

@@ -22,6 +22,7 @@ TASKS: dict[str, str] = {
     "mscam": f"{_WEAKSEG}:MultiScaleCamTask",
     "unet": f"{_WEAKSEG}:UNetTask",
     "cxr-lungs": "covidweak.training.tasks.cxr_lungs:CxrLungsTask",
+    "ct-lungs": "covidweak.training.tasks.ct_lungs:CtLungsTask",
     "fecnn": "covidweak.training.tasks.fecnn:FeCnnTask",
     "severity": "covidweak.training.tasks.severity:SeverityTask",
     "severity-selftrain": "covidweak.training.tasks.severity:SeveritySelfTrainTask",
