@@ -1,1 +1,0 @@
-"""One module per ``covidweak`` subcommand; see :mod:`covidweak.cli`."""

@@ -1,1 +1,0 @@
-"""The stages of ``covidweak demo`` after the phantom and its lung scores (see :mod:`.stages`)."""

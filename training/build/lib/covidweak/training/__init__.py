@@ -1,1 +1,0 @@
-"""Headless training of every network: configs, run folders, checkpoints, the loop, export."""

@@ -1,1 +1,0 @@
-"""Weakly supervised lesion segmentation of chest CT: what training and inference share."""
