@@ -60,20 +60,15 @@ class CtLungsTask(CxrLungsTask):
                 raise InputError(f"task ct-lungs: the {split} split is empty; use more patients or change "
                                  "data.fractions")
             parts = [study_slices(r) for r in records]
-            self.tensors[split] = (torch.from_numpy(np.concatenate([p[0] for p in parts])),
-                                   torch.from_numpy(np.concatenate([p[1] for p in parts]).astype(np.int64)))
+            images, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            if split == "val":  # small: stored as cxr-lungs' validation reads it
+                images, labels = images.astype(np.float32), labels.astype(np.int64)
+            # Training slices stay float16 / uint8 (a quarter of int64 labels' memory) until their batch.
+            self.tensors[split] = (torch.from_numpy(images), torch.from_numpy(labels))
 
     def training_step(self, model, batch, config: dict, device) -> dict:
         images, labels = batch
-        return super().training_step(model, (images.float(), labels), config, device)
-
-    def validate(self, model, config: dict, device) -> dict[str, float]:
-        images, labels = self.tensors["val"]
-        self.tensors["val"] = (images.float(), labels)
-        try:
-            return super().validate(model, config, device)
-        finally:
-            self.tensors["val"] = (images, labels)
+        return super().training_step(model, (images.float(), labels.long()), config, device)
 
     def export_spec(self, config: dict, metrics: Optional[dict] = None) -> ExportSpec:
         from ...lungs.learned import HU_WINDOW, NET_SIZE
