@@ -166,3 +166,16 @@ def test_user_lung_mask_is_checked_against_its_ct(chest):
     sinuses = sitk.Cast(head < -500, sitk.sitkUInt8) * sitk.Cast(sitk.BinaryFillhole(head > -500), sitk.sitkUInt8)
     with pytest.raises(InputError, match=NOT_A_CHEST):
         check_lung_image(head, sinuses)
+
+
+def test_lungs_almost_wholly_opacified_are_refused_with_a_message_that_says_so():
+    """A white-out the classical mask cannot follow (a follow-up at 94 % involvement keeps 48 mL of air) is
+    refused rather than segmented wrongly, and the line names that reading beside 'not a chest'."""
+    from covidweak.phantom import PhantomConfig
+    from covidweak.phantom.study import generate_study
+
+    study = generate_study(84006, 2, "covid", PhantomConfig(size=128, slices=32))
+    assert study.meta["lung_involvement"] > 0.9
+    with pytest.raises(InputError, match="lungs are so opacified") as refused:
+        segment_lungs(study.ct)
+    assert NOT_A_CHEST in str(refused.value) and "\n" not in str(refused.value)

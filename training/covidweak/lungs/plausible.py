@@ -30,7 +30,9 @@ MIN_LUNG_FRACTION = 0.08
 An adult chest at inspiration holds 4-6 L of lung in a ~15 L trunk segment (~30 %), an obese patient
 scanned with the arms down still ~15 %; the phantoms measure 0.17-0.31 (held-out, 128-512 pixels) and
 0.13 at their smallest (64 pixels, CAP). Synthetic sinuses measure 0.04 of the head in their slices and
-bowel gas pockets 0.02-0.04 of the abdomen, so 0.08 leaves about a factor of two on either side."""
+bowel gas pockets 0.02-0.04 of the abdomen, so 0.08 leaves about a factor of two on either side.
+Lungs almost wholly opacified (a white-out; a phantom follow-up at 94 % involvement keeps 48 mL of air,
+0.04 of its trunk) fall below it too, because the mask starts from aerated lung; the message says so."""
 
 MIN_HEIGHT_RATIO = 0.25
 """Least lung height (z extent) as a share of the body's width (its median left-right extent in the
@@ -89,8 +91,9 @@ def problem(shape: LungShape) -> str | None:
                 f"wide: the CT holds too little of the lungs; {fix}")
     if shape.fraction < MIN_LUNG_FRACTION:
         return (f"the air found ({shape.lung_ml:.0f} mL) fills only {100 * shape.fraction:.0f}% of the body in its "
-                f"slices, where lungs fill {100 * MIN_LUNG_FRACTION:.0f}% or more (sinuses or bowel gas?): "
-                f"this does not look like a chest CT; {fix}")
+                f"slices, where lungs fill {100 * MIN_LUNG_FRACTION:.0f}% or more: this does not look like a chest CT "
+                f"(sinus or bowel gas?), or its lungs are so opacified that the lung mask, which starts from "
+                f"aerated lung, cannot follow them; {fix}")
     return None
 
 
