@@ -3,10 +3,11 @@
 #
 #   bash scripts/ct_lungs.sh WORK
 #
-# Four cohorts, 95 patients with 3 studies each at 224²×56, 256²×64 and 288²×36: COVID-19 patients
-# over-represented and two cohorts with enlarged lesions (--lesion-scale), so that consolidation
-# filling a lobe, where the classical mask fails, is common. The patients of the combined manifest
-# are split 90 / 10 into training and validation (configs/ct-lungs.light.yaml).
+# Six cohorts, 140 patients with 3 studies each at 128²×32, 160²×40, 224²×56, 256²×64 and 288²×36
+# (the phantom's chest scales with its matrix, so the first two are child-sized chests): COVID-19
+# patients over-represented and three cohorts with enlarged lesions (--lesion-scale), so that
+# consolidation filling a lobe, where the classical mask fails, is common. The patients of the
+# combined manifest are split 90 / 10 into training and validation (configs/ct-lungs.light.yaml).
 set -euo pipefail
 work="${1:?usage: bash scripts/ct_lungs.sh WORK}"
 covidweak="${COVIDWEAK:-covidweak}"
@@ -19,13 +20,15 @@ cohort tr-a 30 256 64 90000 covid=0.7,cap=0.15,normal=0.15 1
 cohort tr-b 25 256 64 91000 covid=0.8,cap=0.2 2
 cohort tr-c 20 224 56 92000 covid=0.7,cap=0.15,normal=0.15 1.5
 cohort tr-d 20 288 36 93000 covid=0.8,normal=0.2 2
+cohort tr-e 25 160 40 94000 covid=0.7,cap=0.15,normal=0.15 1.5
+cohort tr-f 20 128 32 95000 covid=0.8,normal=0.2 1
 # One manifest over the four folders (absolute paths), for a patient-level split of all of them.
 python3 - "$work" <<'PY'
 import csv, sys
 from pathlib import Path
 work = Path(sys.argv[1])
 rows, fields = [], None
-for name in ("tr-a", "tr-b", "tr-c", "tr-d"):
+for name in ("tr-a", "tr-b", "tr-c", "tr-d", "tr-e", "tr-f"):
     with open(work / name / "manifest.csv", newline="") as stream:
         reader = csv.DictReader(stream)
         fields = reader.fieldnames
