@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Usage: scripts/cxr_severity.sh WORK
 #
-# Kim et al.'s chest X-ray severity at one physical scale (issue 17), trained and scored on this CPU:
-#   data   a size-varied cohort of the default phantom (generator 1.1 labels: visible opacities only),
+# Kim et al.'s chest X-ray severity trained on chests of five sizes (issue 17), trained and scored on this CPU:
+#   data   a size-varied cohort of the default phantom (generator 1.2; radiograph labels count visible opacities only),
 #          150 patients at each of 160²×40, 208²×52, 256²×64, 304²×76 and 352²×88 (seeds 61000-65000),
 #          two studies each (1,260 training radiographs); the phantom's anatomy scales with its field of
 #          view, so the sizes are chests of 224-493 mm. Three test cohorts of 50 patients, one study each,
 #          at 160²×40 (seed 66000), 256²×64 (67000) and 352²×88 (68000);
-#   train  cxr-embed.box (F, started from the shipped whole-image F cxr-embed-light) for 3 epochs (about
-#          7 minutes each beside another training; constant learning rate), then severity.box on that
-#          frozen F (24 epochs of 50 updates, about 10 minutes); both split 84/16 by patient and keep
-#          their checkpoints on validation only;
-#   score  `covidweak evaluate severity` on each test cohort, the shipped whole-image severity-light
-#          beside the new file -> WORK/eval/severity-<cohort>.json/.md.
+#   train  two recipes, each F started from cxr-embed-light (the whole-image F of a 128² phantom) for 3
+#          epochs (constant learning rate), then the severity network on that frozen F (24 epochs of 50
+#          updates): Kim et al.'s whole-image resize to 256² (cxr-embed.light, severity.light: the shipped
+#          severity-light) and the 1.4 mm lung box (cxr-embed.box, severity.box); all split 84/16 by
+#          patient and keep their checkpoints on validation only;
+#   score  `covidweak evaluate severity` of both files on the runs' validation studies (the choice) and
+#          on each test cohort -> WORK/eval/severity-<cohort>.json/.md.
 # A stage whose output exists is skipped, so the script resumes after an interruption.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,25 +41,49 @@ phantom test-352 50 68000 352 88 1
 # One manifest over the training parts, with paths relative to WORK/train.
 [ -f "$work/train/manifest.csv" ] || "$python" "$root/scripts/merge_manifests.py" "$work/train" "${parts[@]}"
 
-train() {  # train TASK CONFIG [--set ...]: WORK/runs/TASK (resumed if interrupted) exported as WORK/models/TASK.pt
-  local task=$1 config=$2
-  shift 2
-  [ -f "$work/models/$task.pt" ] && return 0
-  stage "train $task"
+train() {  # train NAME TASK CONFIG [--set ...]: WORK/runs/NAME (resumed if interrupted) exported as WORK/models/NAME.pt
+  local name=$1 task=$2 config=$3
+  shift 3
+  [ -f "$work/models/$name.pt" ] && return 0
+  stage "train $name"
   local resume=()
-  [ -f "$work/runs/$task/checkpoints/last.pt" ] && resume=(--resume)
-  "${cw[@]}" train "$task" --config "$config" --data "$work/train" --out "$work/runs/$task" "${resume[@]}" \
-    --set "data.fractions=[0.84,0.16,0.0]" "$@" > "$work/train-$task.log"
-  "${cw[@]}" export "$work/runs/$task" --name "$task" --models-dir "$work/models" --overwrite | tail -1
+  [ -f "$work/runs/$name/checkpoints/last.pt" ] && resume=(--resume)
+  "${cw[@]}" train "$task" --config "$config" --data "$work/train" --out "$work/runs/$name" "${resume[@]}" \
+    --set "data.fractions=[0.84,0.16,0.0]" "$@" > "$work/train-$name.log"
+  "${cw[@]}" export "$work/runs/$name" --name "$name" --models-dir "$work/models" --overwrite | tail -1
 }
-train cxr-embed cxr-embed.box --set epochs=3
-train severity severity.box --set "params.embed_weights=$work/models/cxr-embed.pt"
+# Kim et al.'s whole-image recipe (resize to 256²) and the 1.4 mm lung box, each F started from the
+# whole-image F of the 128² phantom (cxr-embed-light) for 3 epochs, then the severity network on it.
+train embed-whole cxr-embed cxr-embed.light --set epochs=3 --set params.init_from=cxr-embed-light
+train severity-whole severity severity.light --set "params.embed_weights=$work/models/embed-whole.pt"
+train embed-box cxr-embed cxr-embed.box --set epochs=3
+train severity-box severity severity.box --set "params.embed_weights=$work/models/embed-box.pt"
 
-for cohort in test-160 test-256 test-352; do
+# The validation studies of the runs (both split the same manifest with the same seed) as a dataset,
+# so that the choice between the files is made on them, never on the test cohorts.
+[ -f "$work/val/manifest.csv" ] || "$python" - "$work" <<'PY'
+import csv, json, sys
+from pathlib import Path
+work = Path(sys.argv[1])
+val = set(json.loads((work / "runs/severity-whole/split.json").read_text())["studies"]["val"])
+with open(work / "train/manifest.csv", newline="") as stream:
+    reader = csv.DictReader(stream)
+    rows = [row for row in reader if row["study_id"] in val]
+for row in rows:
+    for key in ("ct", "lungs", "lesions", "cxr", "cxr_lungs", "meta"):
+        row[key] = str((work / "train" / row[key]).resolve())
+(work / "val").mkdir(exist_ok=True)
+with open(work / "val/manifest.csv", "w", newline="") as stream:
+    writer = csv.DictWriter(stream, fieldnames=reader.fieldnames, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+PY
+for cohort in val test-160 test-256 test-352; do
   [ -f "$work/eval/severity-$cohort.json" ] && continue
   stage "score severity on $cohort"
-  "${cw[@]}" evaluate severity --data "$work/$cohort" --split all --weights severity-light "$work/models/severity.pt" \
-    --labels "whole image (severity-light)" "lung box 1.4 mm" --out "$work/eval/severity-$cohort.json" \
+  "${cw[@]}" evaluate severity --data "$work/$cohort" --split all \
+    --weights "$work/models/severity-whole.pt" "$work/models/severity-box.pt" \
+    --labels "whole image, five sizes" "lung box 1.4 mm, five sizes" --out "$work/eval/severity-$cohort.json" \
     > "$work/eval/severity-$cohort.md"
 done
 stage "done"
