@@ -12,7 +12,7 @@
 #          updates): Kim et al.'s whole-image resize to 256² (cxr-embed.light, severity.light: the shipped
 #          severity-light) and the 1.4 mm lung box (cxr-embed.box, severity.box); all split 84/16 by
 #          patient and keep their checkpoints on validation only;
-#   score  `covidweak evaluate severity` of both files on the runs' validation studies (the choice) and
+#   score  `covidweak evaluate severity` of both files on the runs' validation patients (the choice) and
 #          on each test cohort -> WORK/eval/severity-<cohort>.json/.md.
 # A stage whose output exists is skipped, so the script resumes after an interruption.
 set -euo pipefail
@@ -59,31 +59,20 @@ train severity-whole severity severity.light --set "params.embed_weights=$work/m
 train embed-box cxr-embed cxr-embed.box --set epochs=3
 train severity-box severity severity.box --set "params.embed_weights=$work/models/embed-box.pt"
 
-# The validation studies of the runs (both split the same manifest with the same seed) as a dataset,
-# so that the choice between the files is made on them, never on the test cohorts.
-[ -f "$work/val/manifest.csv" ] || "$python" - "$work" <<'PY'
-import csv, json, sys
-from pathlib import Path
-work = Path(sys.argv[1])
-val = set(json.loads((work / "runs/severity-whole/split.json").read_text())["studies"]["val"])
-with open(work / "train/manifest.csv", newline="") as stream:
-    reader = csv.DictReader(stream)
-    rows = [row for row in reader if row["study_id"] in val]
-for row in rows:
-    for key in ("ct", "lungs", "lesions", "cxr", "cxr_lungs", "meta"):
-        row[key] = str((work / "train" / row[key]).resolve())
-(work / "val").mkdir(exist_ok=True)
-with open(work / "val/manifest.csv", "w", newline="") as stream:
-    writer = csv.DictWriter(stream, fieldnames=reader.fieldnames, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-PY
-for cohort in val test-160 test-256 test-352; do
-  [ -f "$work/eval/severity-$cohort.json" ] && continue
-  stage "score severity on $cohort"
-  "${cw[@]}" evaluate severity --data "$work/$cohort" --split all \
-    --weights "$work/models/severity-whole.pt" "$work/models/severity-box.pt" \
-    --labels "whole image, five sizes" "lung box 1.4 mm, five sizes" --out "$work/eval/severity-$cohort.json" \
-    > "$work/eval/severity-$cohort.md"
+# The choice between the files is made on the runs' validation patients (`--split val`: both runs split
+# the same manifest with the same seed, re-created from WORK/models' registry), never on the test cohorts.
+score() {  # score NAME EVALUATE-ARGS...: WORK/eval/severity-NAME.json/.md of both new files
+  local name=$1
+  shift
+  [ -f "$work/eval/severity-$name.json" ] && return 0
+  stage "score severity on $name"
+  COVIDWEAK_MODELS_DIR="$work/models" "${cw[@]}" evaluate severity "$@" --weights severity-whole severity-box \
+    --labels "whole image, five sizes" "lung box 1.4 mm, five sizes" \
+    --lungs-weights "$root/Resources/Models/cxr-lungs-light.pt" --out "$work/eval/severity-$name.json" \
+    > "$work/eval/severity-$name.md"
+}
+score val --data "$work/train" --split val
+for cohort in test-160 test-256 test-352; do
+  score "$cohort" --data "$work/$cohort" --split all
 done
 stage "done"

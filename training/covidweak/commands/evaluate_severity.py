@@ -23,8 +23,9 @@ def add_task_parser(tasks) -> None:
                         help="severity weight files or registry names, one row each (default: severity-light)")
     parser.add_argument("--labels", nargs="+", default=None, help="row names, one per --weights (default: the names)")
     parser.add_argument("--lungs-weights", default="cxr-lungs-light", help="lung network (default: cxr-lungs-light)")
-    parser.add_argument("--split", choices=("test", "all"), default="test",
-                        help="test: the held-out patients of the run that trained registered weights; all: every study")
+    parser.add_argument("--split", choices=("test", "val", "all"), default="test",
+                        help="test or val: the held-out test or validation patients of the run that trained registered "
+                        "weights; all: every study")
     add_device_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(func=run)

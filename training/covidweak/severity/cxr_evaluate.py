@@ -60,8 +60,8 @@ def severity_metrics(predicted, truth) -> dict[str, float]:
 
 
 def select_studies(records: list, split: str, weights: str) -> tuple[list, dict]:
-    """The studies to score: all, or the test patients of the run that trained registered ``weights``
-    (its seed and fractions come from the registry entry's config)."""
+    """The studies to score: all, or the validation or test patients of the run that trained registered
+    ``weights`` (its seed and fractions come from the registry entry's config)."""
     from ..datasets import split_by_patient
     from ..models.weights import read_registry
 
@@ -69,12 +69,12 @@ def select_studies(records: list, split: str, weights: str) -> tuple[list, dict]
         return records, {"split": "all", "studies": len(records)}
     entry = next((e for e in read_registry()["models"] if e.get("name") == str(weights)), None)
     if entry is None or "config" not in entry:
-        raise InputError(f"--split test needs registered weights that record their training split; {weights} does "
+        raise InputError(f"--split {split} needs registered weights that record their training split; {weights} does "
                          "not: pass --split all with a held-out dataset")
     config = entry["config"]
     fractions = config.get("data", {}).get("fractions", [0.7, 0.15, 0.15])
-    chosen = split_by_patient(records, fractions, seed=int(config["seed"]))["test"]
-    return chosen, {"split": "test", "seed": int(config["seed"]), "fractions": list(fractions), "studies": len(chosen)}
+    chosen = split_by_patient(records, fractions, seed=int(config["seed"]))[split]
+    return chosen, {"split": split, "seed": int(config["seed"]), "fractions": list(fractions), "studies": len(chosen)}
 
 
 def evaluate_weights(records: list, severity_model, lungs_model, device: str = "cpu",
