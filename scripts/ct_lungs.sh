@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the shipped ct-lungs-light network (covidweak.lungs.learned) on generated phantoms and export it.
+# Train the ct-lungs-light network (covidweak.lungs.learned) on generated phantoms and export it to WORK/models.
 #
 #   bash scripts/ct_lungs.sh WORK
 #
@@ -22,26 +22,10 @@ cohort tr-c 20 224 56 92000 covid=0.7,cap=0.15,normal=0.15 1.5
 cohort tr-d 20 288 36 93000 covid=0.8,normal=0.2 2
 cohort tr-e 25 160 40 94000 covid=0.7,cap=0.15,normal=0.15 1.5
 cohort tr-f 20 128 32 95000 covid=0.8,normal=0.2 1
-# One manifest over the four folders (absolute paths), for a patient-level split of all of them.
-python3 - "$work" <<'PY'
-import csv, sys
-from pathlib import Path
-work = Path(sys.argv[1])
-rows, fields = [], None
-for name in ("tr-a", "tr-b", "tr-c", "tr-d", "tr-e", "tr-f"):
-    with open(work / name / "manifest.csv", newline="") as stream:
-        reader = csv.DictReader(stream)
-        fields = reader.fieldnames
-        for row in reader:
-            for key in ("ct", "lungs", "lesions", "cxr", "cxr_lungs", "meta"):
-                row[key] = str((work / name / row[key]).resolve())
-            rows.append(row)
-(work / "all").mkdir(exist_ok=True)
-with open(work / "all" / "manifest.csv", "w", newline="") as stream:
-    writer = csv.DictWriter(stream, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-PY
-"$covidweak" train ct-lungs --data "$work/all/manifest.csv" --out "$work/run" --config ct-lungs.light --device cpu \
+# One manifest over the six cohorts (scripts/merge_manifests.py), for a patient-level split of all of them.
+[ -f "$work/manifest.csv" ] || "${PYTHON:-python3}" "$(dirname "${BASH_SOURCE[0]}")/merge_manifests.py" "$work" \
+    tr-a tr-b tr-c tr-d tr-e tr-f
+"$covidweak" train ct-lungs --data "$work" --out "$work/run" --config ct-lungs.light --device cpu \
     $( [ -f "$work/run/checkpoints/last.pt" ] && echo --resume )
-"$covidweak" export "$work/run" --name ct-lungs-light --half
+# Into WORK/models; to ship it: covidweak export WORK/run --name ct-lungs-light --half --overwrite
+"$covidweak" export "$work/run" --name ct-lungs-light --half --models-dir "$work/models" --overwrite

@@ -38,7 +38,9 @@ def main() -> None:
             study = generate_study(args.seed + patient, index, args.pattern, PhantomConfig(size=args.size, slices=args.slices))
             truth = sitk.GetArrayFromImage(study.lungs)
             scores = []
-            for learned.RIM_VOXELS, learned.MIN_SLICES in SETTINGS:  # the module reads both at call time
+            for rim_voxels, min_slices in SETTINGS:
+                # restore_dense_lung reads both module constants at call time.
+                learned.RIM_VOXELS, learned.MIN_SLICES = rim_voxels, min_slices
                 found = sitk.GetArrayFromImage(segment_lungs(study.ct))
                 scores.append(min(dice_per_label(found, truth, (RIGHT, LEFT)).values()))
             category = involvement_category(study.meta["lung_involvement"])
