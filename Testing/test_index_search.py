@@ -35,7 +35,7 @@ BY_HAND = [("C", 0.0, 1, 7), ("A", 0.4 ** 0.5, 0, 11), ("B", 0.8 ** 0.5, 1, 3)]
 @pytest.mark.parametrize("approximate", [False, True])
 def test_search_studies_returns_the_best_slice_pair(tiny, approximate):
     tiny.approximate_from = 1 if approximate else 10 ** 9
-    results = tiny.search_studies(QUERY, 3)
+    results = tiny.search_studies(QUERY, 3, ranking="slice_pair")
     assert tiny.uses_approximate_search() == approximate
     assert [r["rank"] for r in results] == [1, 2, 3]
     for result, (study_id, distance, query_slice, match_slice) in zip(results, BY_HAND):
@@ -53,14 +53,13 @@ def test_search_slices_by_hand(tiny):
 
 
 def test_aggregate_ranking_by_hand(tiny):
-    """Query aggregate: mean (-0.2, 0.4) normalised = (-0.447, 0.894). Aggregates: A (0.707, 0.707),
-    B (-0.316, -0.949), C (-1, 0); distances 1.17, 1.85, 1.05, so C, A, B; pairs as for slice_pair."""
+    """Centroids: query (-0.2, 0.4); A (0.5, 0.5), B (-0.3, -0.9), C (-1, 0). Distances sqrt(0.49 + 0.01) = 0.707,
+    sqrt(0.01 + 1.69) = 1.304, sqrt(0.64 + 0.16) = 0.894, so A, C, B (the best slice pair would put C first);
+    each result still names its study's nearest slice pair, as for slice_pair."""
     results = tiny.search_studies(QUERY, 3, ranking="aggregate")
-    assert [(r["study_id"], r["query_slice"], r["match_slice"]) for r in results] == [("C", 1, 7), ("A", 0, 11), ("B", 1, 3)]
-    query = np.array([-1, 2]) / 5 ** 0.5
-    aggregates = [np.array([-1, 0]), np.array([1, 1]) / 2 ** 0.5, np.array([-0.3, -0.9]) / 0.9 ** 0.5]
-    expected = [np.linalg.norm(query - aggregate) for aggregate in aggregates]
-    assert [r["distance"] for r in results] == pytest.approx(expected, abs=1e-4)
+    assert [(r["study_id"], r["query_slice"], r["match_slice"]) for r in results] == [("A", 0, 11), ("C", 1, 7), ("B", 1, 3)]
+    assert [r["distance"] for r in results] == pytest.approx([0.50 ** 0.5, 0.80 ** 0.5, 1.70 ** 0.5], abs=1e-5)
+    assert tiny.search_studies(QUERY, 3) == results  # the default ranking
 
 
 def test_exact_helpers_break_ties_by_row():
@@ -85,7 +84,7 @@ def _clustered_library(index: CaseIndex, studies: int, slices: int, seed: int = 
 
 def _answers(index: CaseIndex, queries: np.ndarray):
     slices = [[(r["study_id"], r["slice"]) for r in line] for line in index.search_slices(queries, 10)]
-    studies = index.search_studies(queries, 5)
+    studies = index.search_studies(queries, 5, ranking="slice_pair")  # the ranking that reads the IVF
     return slices, [(r["study_id"], r["query_slice"], r["match_slice"]) for r in studies], [r["distance"] for r in studies]
 
 
@@ -122,7 +121,7 @@ def test_the_ivf_cache_follows_adds_and_removals(tmp_path):
     newcomer = queries[:3]
     index.add_study(_study("new"), newcomer, [5, 6, 7])
     assert [line[0]["study_id"] for line in index.search_slices(newcomer, 1)] == ["new"] * 3
-    assert index.search_studies(newcomer[1:2], 1)[0]["match_slice"] == 6
+    assert index.search_studies(newcomer[1:2], 1, ranking="slice_pair")[0]["match_slice"] == 6
     index.remove_studies(["new", "s0"])
     found = {r["study_id"] for line in index.search_slices(queries, 20) for r in line}
     assert not found & {"new", "s0"}

@@ -63,9 +63,21 @@ def test_round_trip_keeps_vectors_metadata_and_aggregates(tmp_path):
     assert nearest["distance"] == pytest.approx(0.0, abs=1e-3)
 
 
-def test_aggregate_is_the_normalised_mean():
+def test_aggregate_is_the_plain_mean():
+    """Not normalised: two orthogonal unit slices give a centroid of length 0.707, one slice twice gives 1."""
     vectors = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    np.testing.assert_allclose(aggregate_embedding(vectors), [2 ** -0.5, 2 ** -0.5], rtol=1e-6)
+    np.testing.assert_allclose(aggregate_embedding(vectors), [0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(aggregate_embedding(vectors[[0, 0]]), [1.0, 0.0], rtol=1e-6)
+
+
+def test_an_index_of_format_1_is_refused_with_the_rebuild_hint(tmp_path):
+    """Format 1 stored normalised aggregates; mixing them with centroids would rank studies wrongly."""
+    index = CaseIndex.create(tmp_path / "ix", "a" * 64, dim=8)
+    index.add_study(dict(study_id="s", patient_id="p", diagnosis="covid", source_path="/s.nii.gz"), _vectors(0, 2), [0, 1])
+    header = json.loads((tmp_path / "ix" / HEADER_NAME).read_text())
+    (tmp_path / "ix" / HEADER_NAME).write_text(json.dumps({**header, "format_version": 1}))
+    with pytest.raises(InputError, match="format version 1, this covidweak reads version 2: rebuild it"):
+        CaseIndex.open(tmp_path / "ix")
 
 
 def test_incremental_add_and_remove_persist(tmp_path):

@@ -101,6 +101,7 @@ def test_similar_writes_the_contract(built_index, phantom_dir, tiny_weights, tmp
     assert main(args) == 0
     document = json.loads(out.read_text())
     assert document["k"] == 3 and document["index"]["studies"] == 8 and document["query"]["slice"] is None
+    assert document["ranking"] == "aggregate"  # a whole study is ranked by the studies' centroids
     lungs = sitk.GetArrayFromImage(sitk.ReadImage(str(record.lung_mask_path)))
     assert 0 < document["query"]["slices"] <= int((lungs.reshape(lungs.shape[0], -1) > 0).any(axis=1).sum())
     results = document["results"]
@@ -120,6 +121,8 @@ def test_similar_writes_the_contract(built_index, phantom_dir, tiny_weights, tmp
     assert main(args[:-1] + [str(one), "--slice", str(k_slice)]) == 0
     single = json.loads(one.read_text())
     assert single["query"] == {"path": str(record.ct_path.resolve()), "slices": 1, "slice": k_slice}
+    assert single["ranking"] == "slice_pair"  # one slice is matched to the nearest library slice
+    assert single["results"][0]["distance"] == pytest.approx(0, abs=1e-3)  # that very slice is in the library
     assert all(r["query_slice"] == k_slice for r in single["results"])
 
 
@@ -187,8 +190,9 @@ def test_evaluate_ducn_report(phantom_dir, tiny_weights, tmp_path, capsys):
     assert same_patient["queries"] == 8 and 0 <= same_patient["map"] <= 1
     assert same_patient["chance_precision"] == pytest.approx(1 / 7)  # one follow-up among 7 other studies
     similarity = report["lesion_similarity"]
-    assert set(similarity) == {"this model", "lesion volume only (true volumes)"}
+    model = "this model, study centroids (the index's default)"
+    assert set(similarity) == {model, "this model, best slice pair", "lesion volume only (true volumes)"}
     # every study queries the 6 studies of the 3 other patients
-    assert similarity["this model"]["queries"] == 8 and 0 < similarity["this model"]["ndcg_at_5"] <= 1
+    assert similarity[model]["queries"] == 8 and 0 < similarity[model]["ndcg_at_5"] <= 1
     printed = capsys.readouterr().out
     assert "| same_patient | 8 |" in printed and "| lesion volume only (true volumes) | 8 |" in printed

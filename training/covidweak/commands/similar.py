@@ -10,7 +10,8 @@ from ..device import add_device_argument
 
 DESCRIPTION = (
     "Recommend similar cases for a chest CT (DuCN): its lung slices are embedded by the recommendation child and "
-    "the index's studies are ranked by their closest slice pair. Writes similar.json. Research use only."
+    "the index's studies are ranked by the distance between the two studies' mean embeddings (with --slice: by "
+    "the library slice nearest to that slice). Writes similar.json. Research use only."
 )
 
 

@@ -38,7 +38,8 @@ from ..errors import InputError
 from ..io.atomic import write_text
 
 FORMAT_NAME = "covidweak-case-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: a study's aggregate is the plain mean of its slice embeddings (1 stored the L2-normalised mean)."""
 HEADER_NAME = "index.json"
 VECTOR_DTYPE = np.dtype("<f4")
 STUDY_COLUMNS = ("study_id", "patient_id", "diagnosis", "source_path", "num_slices", "metadata")
@@ -48,7 +49,7 @@ GENERATION_FILE = re.compile(r"^(vectors|aggregates)-(\d+)\.f32$|^(slices|studie
 TEMP_FILE = re.compile(r"^\.(index\.json\.\w+|faiss-\d+-\d+\.ivf)\.tmp$")
 """Temporary files of a header or cache write that a kill interrupted."""
 
-REBUILD_HINT = "rebuild it with `covidweak index build`"
+REBUILD_HINT = "rebuild it with `covidweak index build` into a new folder"
 
 
 @dataclass

@@ -8,7 +8,8 @@ of normal studies: the lesion-free slices of a sick patient carry no sign of the
 
 Retrieval (the paper judges it by eye only, Sect. 3.2): every evaluated study is put in a
 temporary :class:`~covidweak.index.CaseIndex`; every study queries it, its own entry is dropped
-from the ranking, and the ranking is scored against three ground truths:
+from the ranking, and the ranking (the index's default, study centroids) is scored against three
+ground truths (the lesion similarity also for the best-slice-pair ranking):
 
 * ``same_patient``: the patient's other studies (the paper's training notion of "similar");
 * ``same_pattern``: studies of other patients whose (diagnosis, dominant lesion type, dominant
@@ -41,6 +42,8 @@ from .similarity import RELEVANT_SIMILARITY, case_similarity, lesion_profile, nd
 
 PRECISION_KS = (1, 3, 5)
 NDCG_KS = (5, 10)
+RANKING_NAMES = {"aggregate": "study centroids (the index's default)", "slice_pair": "best slice pair"}
+"""How the lesion-similarity table names each of :data:`covidweak.index.RANKINGS`."""
 PAPER_TABLE1 = {"sensitivity": 0.9985, "specificity": 0.9441, "precision": 0.9854, "f1": 0.9890,
                 "accuracy": 0.9828, "auc": 0.9713}
 """DuCN Table 1, "Proposed" row, as fractions (CC-CCII, 30% of patients held out)."""
@@ -128,7 +131,7 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
                   batch_size: int = 16, progress=None) -> dict:
     """Detection and retrieval report of DuCN weights on a dataset (see the module docstring)."""
     from ..datasets import open_dataset
-    from ..index import CaseIndex
+    from ..index import RANKINGS, CaseIndex
     from ..io import read_ct, read_image
     from ..weakseg.prepare import describe_input
     from .embed import covid_probabilities, recommendation_embeddings
@@ -163,13 +166,15 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
         progress.update(len(records), len(records), "ranking")
 
     by_id = {r.study_id: r for r in records}
-    rankings = {}
+    by_ranking = {ranking: {} for ranking in RANKINGS}
     with tempfile.TemporaryDirectory(prefix="ducn-eval-") as folder:
         index = CaseIndex.create(Path(folder) / "index", loaded.sha256, dim=next(iter(vectors.values())).shape[1])
         index.add_studies([(study_metadata(by_id[sid]), vectors[sid], numbers[sid].tolist()) for sid in vectors])
-        for query in vectors:
-            found = index.search_studies(vectors[query], len(index))
-            rankings[query] = [hit["study_id"] for hit in found if hit["study_id"] != query]
+        for ranking, ranked in by_ranking.items():
+            for query in vectors:
+                found = index.search_studies(vectors[query], len(index), ranking=ranking)
+                ranked[query] = [hit["study_id"] for hit in found if hit["study_id"] != query]
+    rankings = by_ranking[RANKINGS[0]]  # the index's default, what a user of `covidweak similar` gets
 
     patterns = {sid: lesion_pattern(r) for sid, r in by_id.items()}
 
@@ -187,8 +192,10 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
         volume = {sid: lesion_profile(table)[2] for sid, table in lesions.items()}
         by_volume = {q: sorted(ranked, key=lambda o: abs(np.log1p(volume[q]) - np.log1p(volume[o])))
                      for q, ranked in others.items()}
-        similarity = {name: _similarity_scores(ranked, lesions) for name, ranked in
-                      (("this model", others), ("lesion volume only (true volumes)", by_volume))}
+        named = {f"this model, {RANKING_NAMES[r]}": {q: [o for o in ranked if not same_patient(q, o)]
+                                                     for q, ranked in by_ranking[r].items()} for r in RANKINGS}
+        named["lesion volume only (true volumes)"] = by_volume
+        similarity = {name: _similarity_scores(ranked, lesions) for name, ranked in named.items()}
     else:
         retrieval["same_pattern"] = {"queries": 0, "reason": "the dataset has no lesion table"}
     return {

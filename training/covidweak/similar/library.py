@@ -92,12 +92,20 @@ def add_records(index, records: Sequence[StudyRecord], loaded, device: str = "cp
     return len(todo)
 
 
+def query_ranking(n_slices: int) -> str:
+    """How studies are ranked for a query of ``n_slices`` slices: a whole study by the studies' centroids
+    (the index's default, chosen on validation; see :mod:`covidweak.index.case_index`), one slice by the
+    library slice nearest to it, since one image has no study to summarise."""
+    return "slice_pair" if n_slices == 1 else "aggregate"
+
+
 def similar_cases(index, query_vectors, query_slices, k: int) -> list[dict]:
     """The k most similar library studies of a query, with ``query_slice`` as the query CT's slice number.
 
     query_vectors: (n, 128) embeddings of the query's lung slices; query_slices: (n,) their slice numbers.
+    Ranked as :func:`query_ranking` says.
     """
-    results = index.search_studies(query_vectors, k)
+    results = index.search_studies(query_vectors, k, ranking=query_ranking(len(query_vectors)))
     for result in results:
         result["query_slice"] = int(query_slices[result["query_slice"]])
     return results
@@ -111,5 +119,5 @@ def similar_document(query_path: Path, n_slices: int, chosen_slice: Optional[int
     return {"query": {"path": str(Path(query_path).resolve()), "slices": int(n_slices), "slice": chosen_slice},
             "index": {"path": str(Path(index_path).resolve()), "model_sha256": index.model_sha256,
                       "studies": len(index)},
-            "k": int(k),
+            "k": int(k), "ranking": query_ranking(n_slices),
             "results": [{key: result[key] for key in keys} for result in results]}

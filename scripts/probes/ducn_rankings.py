@@ -1,0 +1,99 @@
+"""How to rank whole studies from DuCN's per-slice embeddings, scored by lesion similarity.
+
+DuCN compares images; a case library compares studies. This probe embeds every study of each cohort
+once (cached as WORK/<cohort>.npz) and scores every study ranking of
+:data:`covidweak.index.case_index.RANKINGS` by nDCG@5 / P@5 under
+:func:`covidweak.similar.similarity.case_similarity`, other patients only, beside the true-volume
+baseline of ``covidweak evaluate ducn``. Choose on a validation cohort, then read the test cohorts.
+
+    python scripts/probes/ducn_rankings.py --weights ducn-light --cache WORK/emb VAL TEST ...
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from covidweak.datasets import open_dataset
+from covidweak.io import read_ct, read_image
+from covidweak.similar.embed import recommendation_embeddings
+from covidweak.similar.evaluate import _similarity_scores
+from covidweak.similar.inputs import apply_ablation, study_inputs
+from covidweak.similar.library import load_ducn
+from covidweak.similar.similarity import lesion_profile
+
+
+def _pairs(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(n, d), (m, d) -> (n, m) Euclidean distances."""
+    squared = (q * q).sum(1)[:, None] + (v * v).sum(1)[None] - 2 * q @ v.T
+    return np.sqrt(np.maximum(squared, 0))
+
+
+def _aggregate(v: np.ndarray) -> np.ndarray:
+    mean = v.mean(0)
+    return mean / max(np.linalg.norm(mean), 1e-12)
+
+
+RANKINGS = {
+    # the case index's two rankings
+    "slice_pair": lambda q, v: _pairs(q, v).min(),
+    "aggregate": lambda q, v: float(np.linalg.norm(_aggregate(q) - _aggregate(v))),
+    # every slice of each study matched to its nearest slice of the other, averaged both ways
+    "chamfer": lambda q, v: 0.5 * (_pairs(q, v).min(1).mean() + _pairs(q, v).min(0).mean()),
+    # the worst-matched tenth of slices, both ways: lesion slices without a counterpart dominate
+    "chamfer_p90": lambda q, v: 0.5 * (np.quantile(_pairs(q, v).min(1), 0.9) + np.quantile(_pairs(q, v).min(0), 0.9)),
+    "hausdorff": lambda q, v: max(_pairs(q, v).min(1).max(), _pairs(q, v).min(0).max()),
+    "mean_pair": lambda q, v: _pairs(q, v).mean(),
+    "aggregate_raw": lambda q, v: float(np.linalg.norm(q.mean(0) - v.mean(0))),
+    "chamfer_sq": lambda q, v: 0.5 * ((_pairs(q, v) ** 2).min(1).mean() + (_pairs(q, v) ** 2).min(0).mean()),
+}
+
+
+def embed_cohort(folder: Path, loaded, cache: Path) -> dict:
+    """{study_id: (n, 128) vectors} of every study of ``folder``, from ``cache`` when it exists."""
+    if cache.exists():
+        stored = np.load(cache)
+        return {key: stored[key] for key in stored.files}
+    vectors = {}
+    for record in open_dataset(folder):
+        lungs = read_image(record.lung_mask_path) if record.lung_mask_path is not None else None
+        inputs = study_inputs(read_ct(record.ct_path), lungs, loaded.preprocess)
+        channels = apply_ablation(inputs.channels, loaded.preprocess.get("ablation", "none"))
+        vectors[record.study_id] = recommendation_embeddings(loaded.model, channels)
+        print(f"  embedded {record.study_id}: {len(channels)} slices", flush=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **vectors)
+    return vectors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cohorts", nargs="+", type=Path)
+    parser.add_argument("--weights", default="ducn-light")
+    parser.add_argument("--cache", type=Path, required=True)
+    args = parser.parse_args()
+    loaded, _ = load_ducn(args.weights, "cpu")
+    print(f"| cohort | ranking | nDCG@5 | nDCG@10 | P@5 |\n|---|---|---|---|---|")
+    for folder in args.cohorts:
+        records = {r.study_id: r for r in open_dataset(folder)}
+        vectors = embed_cohort(folder, loaded, args.cache / f"{folder.name}-{loaded.sha256[:12]}.npz")
+        lesions = {sid: r.extra["lesions"] for sid, r in records.items()}
+        others = {q: [o for o in records if records[o].patient_id != records[q].patient_id] for q in records}
+        volume = {sid: lesion_profile(table)[2] for sid, table in lesions.items()}
+        rows = {"true volumes": {q: sorted(c, key=lambda o: abs(np.log1p(volume[q]) - np.log1p(volume[o])))
+                                 for q, c in others.items()}}
+        for ranking in RANKINGS:
+            rows[ranking] = {}
+            for query, candidates in others.items():
+                distance = [RANKINGS[ranking](vectors[query], vectors[o]) for o in candidates]
+                rows[ranking][query] = [candidates[i] for i in np.argsort(distance, kind="stable")]
+        for name, ranked in rows.items():
+            s = _similarity_scores(ranked, lesions)
+            print(f"| {folder.name} | {name} | {s['ndcg_at_5']:.3f} | {s['ndcg_at_10']:.3f} | "
+                  f"{s['precision_at_5']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
