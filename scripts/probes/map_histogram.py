@@ -2,7 +2,9 @@
 
 The paper reads T_bg = 0.01 off the histogram of SEAM's output. This prints, for one weight file on every
 study of a phantom dataset, the share of lung voxels (lesion voxels and lesion-free lung voxels apart)
-in each probability bin, as the file is read (its attenuation gate, logit offset and size gate applied).
+in each probability bin, as the file is read (its attenuation gate, logit offset and size gate applied)
+or, with ``--raw``, as the network gives it (sigmoid of its map, none of the three), which is what NAM's
+T_fg and T_bg split during training.
 
     python scripts/probes/map_histogram.py --data WORK/val --weights Resources/Models/seam-light.pt --method seam
 """
@@ -29,8 +31,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--method", required=True)
+    parser.add_argument("--raw", action="store_true", help="without the file's gate, offset and size gate")
     args = parser.parse_args()
     model = load_weights(args.weights, method=args.method, device="cpu")
+    if args.raw:
+        for key in ("lesion_hu_floor", "logit_offset", "min_lesion_ml"):
+            model.preprocess.pop(key, None)
     counts = {"lesion": np.zeros(len(EDGES) - 1), "lesion-free lung": np.zeros(len(EDGES) - 1)}
     for record in open_dataset(args.data):
         ct, lungs = read_ct(record.ct_path), read_image(record.lung_mask_path)
