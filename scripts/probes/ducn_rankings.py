@@ -1,8 +1,8 @@
 """How to rank whole studies from DuCN's per-slice embeddings, scored by lesion similarity.
 
 DuCN compares images; a case library compares studies. This probe embeds every study of each cohort
-once (cached as WORK/<cohort>.npz) and scores every study ranking of
-:data:`covidweak.index.case_index.RANKINGS` by nDCG@5 / P@5 under
+once (cached as WORK/<cohort>.npz) and scores the study rankings of
+:data:`covidweak.index.RANKINGS` (through a CaseIndex) and of :data:`CANDIDATES` by nDCG@5 / P@5 under
 :func:`covidweak.similar.similarity.case_similarity`, other patients only, beside the true-volume
 baseline of ``covidweak evaluate ducn``. Choose on a validation cohort, then read the test cohorts.
 
@@ -12,11 +12,14 @@ baseline of ``covidweak evaluate ducn``. Choose on a validation cohort, then rea
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from covidweak.datasets import open_dataset
+from covidweak.index import RANKINGS, CaseIndex
+from covidweak.index.search import pairwise_distances, squared_norms
 from covidweak.io import read_ct, read_image
 from covidweak.similar.embed import recommendation_embeddings
 from covidweak.similar.evaluate import _similarity_scores
@@ -27,28 +30,40 @@ from covidweak.similar.similarity import lesion_profile
 
 def _pairs(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     """(n, d), (m, d) -> (n, m) Euclidean distances."""
-    squared = (q * q).sum(1)[:, None] + (v * v).sum(1)[None] - 2 * q @ v.T
-    return np.sqrt(np.maximum(squared, 0))
+    return pairwise_distances(q, v, squared_norms(v))
 
 
-def _aggregate(v: np.ndarray) -> np.ndarray:
+def _normalised_mean(v: np.ndarray) -> np.ndarray:
     mean = v.mean(0)
     return mean / max(np.linalg.norm(mean), 1e-12)
 
 
-RANKINGS = {
-    # the case index's two rankings
-    "slice_pair": lambda q, v: _pairs(q, v).min(),
-    "aggregate": lambda q, v: float(np.linalg.norm(_aggregate(q) - _aggregate(v))),
+CANDIDATES = {
+    # the case index's aggregate before format 2
+    "normalised centroid": lambda q, v: float(np.linalg.norm(_normalised_mean(q) - _normalised_mean(v))),
     # every slice of each study matched to its nearest slice of the other, averaged both ways
     "chamfer": lambda q, v: 0.5 * (_pairs(q, v).min(1).mean() + _pairs(q, v).min(0).mean()),
     # the worst-matched tenth of slices, both ways: lesion slices without a counterpart dominate
     "chamfer_p90": lambda q, v: 0.5 * (np.quantile(_pairs(q, v).min(1), 0.9) + np.quantile(_pairs(q, v).min(0), 0.9)),
     "hausdorff": lambda q, v: max(_pairs(q, v).min(1).max(), _pairs(q, v).min(0).max()),
     "mean_pair": lambda q, v: _pairs(q, v).mean(),
-    "aggregate_raw": lambda q, v: float(np.linalg.norm(q.mean(0) - v.mean(0))),
     "chamfer_sq": lambda q, v: 0.5 * ((_pairs(q, v) ** 2).min(1).mean() + (_pairs(q, v) ** 2).min(0).mean()),
 }
+"""Study distances (query (n, d), library study (m, d) slice embeddings -> float) beside the index's own rankings."""
+
+
+def index_rankings(vectors: dict, others: dict, sha256: str, folder: Path) -> dict:
+    """{ranking of covidweak.index.RANKINGS: {query: other patients' studies, nearest first}}, from a CaseIndex."""
+    index = CaseIndex.create(folder, sha256, dim=next(iter(vectors.values())).shape[1])
+    index.add_studies([(dict(study_id=sid, patient_id=sid, diagnosis="unknown", source_path=sid), v, range(len(v)))
+                       for sid, v in vectors.items()])
+    out = {}
+    for ranking in RANKINGS:
+        out[ranking] = {}
+        for query, candidates in others.items():
+            found = [hit["study_id"] for hit in index.search_studies(vectors[query], len(index), ranking=ranking)]
+            out[ranking][query] = [sid for sid in found if sid in set(candidates)]
+    return out
 
 
 def embed_cohort(folder: Path, loaded, cache: Path) -> dict:
@@ -84,11 +99,10 @@ def main() -> None:
         volume = {sid: lesion_profile(table)[2] for sid, table in lesions.items()}
         rows = {"true volumes": {q: sorted(c, key=lambda o: abs(np.log1p(volume[q]) - np.log1p(volume[o])))
                                  for q, c in others.items()}}
-        for ranking in RANKINGS:
-            rows[ranking] = {}
-            for query, candidates in others.items():
-                distance = [RANKINGS[ranking](vectors[query], vectors[o]) for o in candidates]
-                rows[ranking][query] = [candidates[i] for i in np.argsort(distance, kind="stable")]
+        with tempfile.TemporaryDirectory() as scratch:
+            rows.update(index_rankings(vectors, others, loaded.sha256, Path(scratch) / "index"))
+        for name, distance in CANDIDATES.items():
+            rows[name] = {q: sorted(c, key=lambda o: distance(vectors[q], vectors[o])) for q, c in others.items()}
         for name, ranked in rows.items():
             s = _similarity_scores(ranked, lesions)
             print(f"| {folder.name} | {name} | {s['ndcg_at_5']:.3f} | {s['ndcg_at_10']:.3f} | "

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from covidweak.datasets import open_dataset
 from covidweak.io import read_ct, read_image
 from covidweak.models import load_weights
+from covidweak.weakseg.calibration import settings_of
 from covidweak.weakseg.evaluate import lesion_truth
 from covidweak.weakseg.infer import T_BG, T_FG, segment_ct
 
@@ -35,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     model = load_weights(args.weights, method=args.method, device="cpu")
     if args.raw:
-        for key in ("lesion_hu_floor", "logit_offset", "min_lesion_ml"):
+        for key in settings_of(model.preprocess):
             model.preprocess.pop(key, None)
     counts = {"lesion": np.zeros(len(EDGES) - 1), "lesion-free lung": np.zeros(len(EDGES) - 1)}
     for record in open_dataset(args.data):

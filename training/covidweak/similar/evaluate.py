@@ -186,14 +186,15 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
     similarity = {}
     if all(p is not None for p in patterns.values()):
         # Other patients only: a follow-up shares its patient's pattern and would make this the first score again.
-        others = {q: [o for o in ranked if not same_patient(q, o)] for q, ranked in rankings.items()}
+        others_by = {r: {q: [o for o in ranked if not same_patient(q, o)] for q, ranked in by_ranking[r].items()}
+                     for r in RANKINGS}
+        others = others_by[RANKINGS[0]]
         retrieval["same_pattern"] = _ranking_scores(others, lambda q, o: patterns[q] == patterns[o])
         lesions = {sid: r.extra["lesions"] for sid, r in by_id.items()}
         volume = {sid: lesion_profile(table)[2] for sid, table in lesions.items()}
         by_volume = {q: sorted(ranked, key=lambda o: abs(np.log1p(volume[q]) - np.log1p(volume[o])))
                      for q, ranked in others.items()}
-        named = {f"this model, {RANKING_NAMES[r]}": {q: [o for o in ranked if not same_patient(q, o)]
-                                                     for q, ranked in by_ranking[r].items()} for r in RANKINGS}
+        named = {f"this model, {RANKING_NAMES[r]}": others_by[r] for r in RANKINGS}
         named["lesion volume only (true volumes)"] = by_volume
         similarity = {name: _similarity_scores(ranked, lesions) for name, ranked in named.items()}
     else:
