@@ -263,3 +263,24 @@ def test_attenuating_pieces_split_a_region_into_its_dense_parts():
     components = np.array([[1, 1, 2], [1, 1, 2]])
     described = describe_lesions("peak", features, components, features[0], pieces, hu, lungs, parents)
     assert described.tolist() == [[4.0, 10.0], [4.0, 10.0]]  # A at component 1's maximum (1, 1)
+
+
+def test_a_margin_lets_a_piece_reach_the_lesion_edge_that_a_cell_edge_cut():
+    from covidweak.clusters.ct import attenuating_pieces, grown_regions
+
+    hu = np.full((10, 10), -850.0)
+    hu[2:8, 2:8] = -400.0  # a 6 x 6 lesion
+    lungs = np.ones((10, 10), dtype=np.uint8)
+    regions = np.zeros((10, 10), dtype=np.int32)
+    regions[4:8, 4:8] = 1  # the map's component covers only its lower right 4 x 4
+    regions[0, 9] = 2
+    # grown by 1: a 6 x 6 square from (3, 3); region 2 keeps its pixel and takes its neighbours
+    grown = grown_regions(regions, 1)
+    assert (grown == 1).sum() == 36 and grown[3, 3] == 1 and grown[2, 2] == 0
+    assert grown[0, 8] == 2 and grown[1, 9] == 2 and grown[0, 9] == 2
+    assert grown_regions(regions, 0) is regions
+    # 2 mm^2 pixels: without a margin the piece is the 16 pixels the cell kept, with 2 the whole lesion
+    pieces, parents = attenuating_pieces(regions, hu, lungs, -700.0, 2.0)
+    assert (pieces > 0).sum() == 16 and parents.tolist() == [1]
+    pieces, parents = attenuating_pieces(regions, hu, lungs, -700.0, 2.0, margin=2)
+    assert np.array_equal(pieces > 0, hu == -400.0) and parents.tolist() == [1]

@@ -4,7 +4,8 @@ DuCN compares images; a case library compares studies. This probe embeds every s
 once (cached as WORK/<cohort>.npz) and scores the study rankings of
 :data:`covidweak.index.RANKINGS` (through a CaseIndex) and of :data:`CANDIDATES` by nDCG@5 / P@5 under
 :func:`covidweak.similar.similarity.case_similarity`, other patients only, beside the true-volume
-baseline of ``covidweak evaluate ducn``. Choose on a validation cohort, then read the test cohorts.
+baseline of ``covidweak evaluate ducn``, with a paired bootstrap interval (over queries) of each
+ranking's nDCG@5 minus that baseline's. Choose on a validation cohort, then read the test cohorts.
 
     python scripts/probes/ducn_rankings.py --weights ducn-light --cache WORK/emb VAL TEST ...
 """
@@ -25,7 +26,7 @@ from covidweak.similar.embed import recommendation_embeddings
 from covidweak.similar.evaluate import _similarity_scores
 from covidweak.similar.inputs import apply_ablation, study_inputs
 from covidweak.similar.library import load_ducn
-from covidweak.similar.similarity import lesion_profile
+from covidweak.similar.similarity import case_similarity, lesion_profile, ndcg_at_k
 
 
 def _pairs(q: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -50,6 +51,20 @@ CANDIDATES = {
     "chamfer_sq": lambda q, v: 0.5 * ((_pairs(q, v) ** 2).min(1).mean() + (_pairs(q, v) ** 2).min(0).mean()),
 }
 """Study distances (query (n, d), library study (m, d) slice embeddings -> float) beside the index's own rankings."""
+
+
+def per_query_ndcg5(rankings: dict, lesions: dict) -> dict:
+    """{query: nDCG@5 of its ranking} under the lesion similarity, queries whose gains are not all 0."""
+    values = {q: ndcg_at_k([case_similarity(lesions[q], lesions[o]) for o in ranked], 5) for q, ranked in rankings.items()}
+    return {q: v for q, v in values.items() if not np.isnan(v)}
+
+
+def paired_interval(scores: dict, baseline: dict, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval, over queries, of the mean of scores minus baseline (shared queries)."""
+    shared = sorted(set(scores) & set(baseline))
+    differences = np.array([scores[q] - baseline[q] for q in shared])
+    draws = np.random.default_rng(seed).integers(0, len(differences), size=(resamples, len(differences)))
+    return tuple(float(v) for v in np.percentile(differences[draws].mean(axis=1), [2.5, 97.5]))
 
 
 def index_rankings(vectors: dict, others: dict, sha256: str, folder: Path) -> dict:
@@ -90,7 +105,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True)
     args = parser.parse_args()
     loaded, _ = load_ducn(args.weights, "cpu")
-    print(f"| cohort | ranking | nDCG@5 | nDCG@10 | P@5 |\n|---|---|---|---|---|")
+    print("| cohort | ranking | nDCG@5 | nDCG@10 | P@5 | nDCG@5 minus true volumes, 95 % interval |\n"
+          "|---|---|---|---|---|---|")
     for folder in args.cohorts:
         records = {r.study_id: r for r in open_dataset(folder)}
         vectors = embed_cohort(folder, loaded, args.cache / f"{folder.name}-{loaded.sha256[:12]}.npz")
@@ -103,10 +119,12 @@ def main() -> None:
             rows.update(index_rankings(vectors, others, loaded.sha256, Path(scratch) / "index"))
         for name, distance in CANDIDATES.items():
             rows[name] = {q: sorted(c, key=lambda o: distance(vectors[q], vectors[o])) for q, c in others.items()}
+        baseline = per_query_ndcg5(rows["true volumes"], lesions)
         for name, ranked in rows.items():
             s = _similarity_scores(ranked, lesions)
+            low, high = paired_interval(per_query_ndcg5(ranked, lesions), baseline)
             print(f"| {folder.name} | {name} | {s['ndcg_at_5']:.3f} | {s['ndcg_at_10']:.3f} | "
-                  f"{s['precision_at_5']:.3f} |", flush=True)
+                  f"{s['precision_at_5']:.3f} | {low:+.3f} to {high:+.3f} |", flush=True)
 
 
 if __name__ == "__main__":
