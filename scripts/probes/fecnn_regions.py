@@ -7,7 +7,7 @@ Runs FeCNN once per lesion slice of the chosen studies and scores each region ru
 re-creates the training run's validation patients (``split_by_patient``, fractions 0.84 / 0.16,
 seed 0, as ``scripts/ct_classifiers.sh`` trains), so a rule can be chosen without a test cohort.
 The rules (``RULES``) differ only in how the regions on the slice grid are made; every one ends
-with the shipped split into attenuating pieces (``clusters.ct.attenuating_pieces``). Prints one
+with the split into attenuating pieces (``clusters.ct.attenuating_pieces``, no further margin). Prints one
 line per rule: hit rate at overlap 0.1 and 0.5 over every component and over components of at
 least ``MIN_BOXED_MM2``, the number of detections and the share of them that lie mostly (half their
 pixels or more) on lesion.
@@ -22,7 +22,7 @@ import torch
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
-from covidweak.clusters.ct import attenuating_pieces, fecnn_input, lung_cells, to_slice
+from covidweak.clusters.ct import attenuating_pieces, fecnn_input, grown_regions, lung_cells, to_slice
 from covidweak.clusters.hitrate import MIN_BOXED_MM2, slice_hits, truth_components
 from covidweak.clusters.lam import FOUR_CONNECTIVITY, gradcam_lahm, lesion_activation_map, lesion_components, normalise
 from covidweak.datasets import open_dataset
@@ -37,8 +37,8 @@ from covidweak.weakseg.prepare import input_box
 THRESHOLDS = (0.1, 0.5)
 
 
-def shipped(unit, inside, box, slice_shape, **_):
-    """Components on the network grid, nearest-upsampled (what fecnn-light does)."""
+def cells(unit, inside, box, slice_shape, **_):
+    """Components on the network grid, nearest-upsampled (the rule before REGION_MARGIN_MM)."""
     return to_slice(lesion_components(unit, inside), slice_shape, box, order=0)
 
 
@@ -53,14 +53,14 @@ def fine(unit, inside, box, slice_shape, scale=1.0, **_):
 
 
 def grown(unit, inside, box, slice_shape, pixels=2, **_):
-    """The shipped regions dilated by ``pixels`` (slice pixels), so a lesion cut by a cell edge is whole."""
-    regions = shipped(unit, inside, box, slice_shape)
-    return ndi.grey_dilation(regions, size=(2 * pixels + 1,) * 2) if regions.max() else regions
+    """The cell regions grown by ``pixels`` (``clusters.ct.grown_regions``; 4 pixels of 1.4 mm is the
+    package's REGION_MARGIN_MM)."""
+    return grown_regions(cells(unit, inside, box, slice_shape), pixels)
 
 
 def whole_pieces(unit, inside, box, slice_shape, hu=None, lungs=None, floor=-700.0, share=0.5, **_):
-    """Every dense lung piece of the slice of which at least ``share`` lies in a shipped region, kept whole."""
-    regions = shipped(unit, inside, box, slice_shape)
+    """Every dense lung piece of the slice of which at least ``share`` lies in a cell region, kept whole."""
+    regions = cells(unit, inside, box, slice_shape)
     dense, count = ndi.label((lungs > 0) & (hu > floor), structure=FOUR_CONNECTIVITY)
     if count == 0:
         return np.zeros(slice_shape, dtype=np.int32)
@@ -72,7 +72,7 @@ def whole_pieces(unit, inside, box, slice_shape, hu=None, lungs=None, floor=-700
 
 
 RULES = {
-    "shipped": (shipped, {}),
+    "cells, no margin": (cells, {}),
     "fine, Otsu": (fine, {}),
     "fine, 0.75 Otsu": (fine, {"scale": 0.75}),
     "grown 2 px": (grown, {"pixels": 2}),
@@ -126,7 +126,7 @@ def main() -> None:
                 for name, (rule, options) in RULES.items():
                     regions = rule(unit, inside, box, truth.shape[1:], hu=hu[z], lungs=lungs[z], floor=floor, **options)
                     pieces = attenuating_pieces(regions, hu[z], lungs[z], floor, pixel_mm2)[0] if regions.max() else regions
-                    if name == "shipped":  # the LAM exactly as detect_slices makes it
+                    if name == "cells, no margin":  # the LAM exactly as detect_slices makes it
                         components = lesion_components(unit, inside)
                         peak_map = to_slice(lesion_activation_map(lahm[b], components, unit.shape), truth.shape[1:], box, order=1)
                     else:
