@@ -23,10 +23,10 @@ from covidweak.index import RANKINGS, CaseIndex
 from covidweak.index.search import pairwise_distances, squared_norms
 from covidweak.io import read_ct, read_image
 from covidweak.similar.embed import recommendation_embeddings
-from covidweak.similar.evaluate import _similarity_scores
+from covidweak.similar.evaluate import gain_scores, similarity_gains
 from covidweak.similar.inputs import apply_ablation, study_inputs
 from covidweak.similar.library import load_ducn
-from covidweak.similar.similarity import case_similarity, lesion_profile, ndcg_at_k
+from covidweak.similar.similarity import lesion_profile, ndcg_at_k
 
 
 def _pairs(q: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -53,9 +53,9 @@ CANDIDATES = {
 """Study distances (query (n, d), library study (m, d) slice embeddings -> float) beside the index's own rankings."""
 
 
-def per_query_ndcg5(rankings: dict, lesions: dict) -> dict:
-    """{query: nDCG@5 of its ranking} under the lesion similarity, queries whose gains are not all 0."""
-    values = {q: ndcg_at_k([case_similarity(lesions[q], lesions[o]) for o in ranked], 5) for q, ranked in rankings.items()}
+def per_query_ndcg5(gains: dict) -> dict:
+    """{query: nDCG@5} from :func:`similarity_gains`, queries whose gains are not all 0."""
+    values = {q: ndcg_at_k(ranked, 5) for q, ranked in gains.items()}
     return {q: v for q, v in values.items() if not np.isnan(v)}
 
 
@@ -76,8 +76,9 @@ def index_rankings(vectors: dict, others: dict, sha256: str, folder: Path) -> di
     for ranking in RANKINGS:
         out[ranking] = {}
         for query, candidates in others.items():
+            allowed = set(candidates)
             found = [hit["study_id"] for hit in index.search_studies(vectors[query], len(index), ranking=ranking)]
-            out[ranking][query] = [sid for sid in found if sid in set(candidates)]
+            out[ranking][query] = [sid for sid in found if sid in allowed]
     return out
 
 
@@ -119,10 +120,11 @@ def main() -> None:
             rows.update(index_rankings(vectors, others, loaded.sha256, Path(scratch) / "index"))
         for name, distance in CANDIDATES.items():
             rows[name] = {q: sorted(c, key=lambda o: distance(vectors[q], vectors[o])) for q, c in others.items()}
-        baseline = per_query_ndcg5(rows["true volumes"], lesions)
-        for name, ranked in rows.items():
-            s = _similarity_scores(ranked, lesions)
-            low, high = paired_interval(per_query_ndcg5(ranked, lesions), baseline)
+        gains = {name: similarity_gains(ranked, lesions) for name, ranked in rows.items()}
+        baseline = per_query_ndcg5(gains["true volumes"])
+        for name in rows:
+            s = gain_scores(gains[name])
+            low, high = paired_interval(per_query_ndcg5(gains[name]), baseline)
             print(f"| {folder.name} | {name} | {s['ndcg_at_5']:.3f} | {s['ndcg_at_10']:.3f} | "
                   f"{s['precision_at_5']:.3f} | {low:+.3f} to {high:+.3f} |", flush=True)
 

@@ -84,23 +84,29 @@ def select_test_records(records: list, weights: Optional[str], split_file: Optio
     return list(records), {"split": "all", "reason": "no split known for these weights", "studies": len(records)}
 
 
-def _similarity_scores(rankings: dict[str, list[str]], lesions: dict[str, list]) -> dict:
-    """nDCG@k and precision@k under :func:`~covidweak.similar.similarity.case_similarity`, over every query.
+def similarity_gains(rankings: dict[str, list[str]], lesions: dict[str, list]) -> dict[str, list[float]]:
+    """Each query's ranked list as gains: {query: [case_similarity(query, each ranked study)]}.
 
     rankings: query study -> other patients' studies, most similar first; lesions: study -> lesion table.
     """
+    return {query: [case_similarity(lesions[query], lesions[other]) for other in ranked]
+            for query, ranked in rankings.items()}
+
+
+def gain_scores(gains: dict[str, list[float]]) -> dict:
+    """nDCG@k and precision@k (relevant at :data:`RELEVANT_SIMILARITY`) averaged over the queries of
+    :func:`similarity_gains`; nDCG skips a query whose gains are all 0."""
     ndcg = {k: [] for k in NDCG_KS}
     precision = {k: [] for k in PRECISION_KS}
-    for query, ranked in rankings.items():
-        gains = [case_similarity(lesions[query], lesions[other]) for other in ranked]
+    for ranked in gains.values():
         for k in NDCG_KS:
-            value = ndcg_at_k(gains, k)
+            value = ndcg_at_k(ranked, k)
             if not np.isnan(value):
                 ndcg[k].append(value)
         for k in PRECISION_KS:
-            if k <= len(gains):
-                precision[k].append(precision_at_k([g >= RELEVANT_SIMILARITY for g in gains], k))
-    return {"queries": len(rankings), **{f"ndcg_at_{k}": float(np.mean(v)) for k, v in ndcg.items() if v},
+            if k <= len(ranked):
+                precision[k].append(precision_at_k([g >= RELEVANT_SIMILARITY for g in ranked], k))
+    return {"queries": len(gains), **{f"ndcg_at_{k}": float(np.mean(v)) for k, v in ndcg.items() if v},
             **{f"precision_at_{k}": float(np.mean(v)) for k, v in precision.items() if v}}
 
 
@@ -196,7 +202,7 @@ def evaluate_ducn(data: Path, weights: Optional[str] = None, split_file: Optiona
                      for q, ranked in others.items()}
         named = {f"this model, {RANKING_NAMES[r]}": others_by[r] for r in RANKINGS}
         named["lesion volume only (true volumes)"] = by_volume
-        similarity = {name: _similarity_scores(ranked, lesions) for name, ranked in named.items()}
+        similarity = {name: gain_scores(similarity_gains(ranked, lesions)) for name, ranked in named.items()}
     else:
         retrieval["same_pattern"] = {"queries": 0, "reason": "the dataset has no lesion table"}
     return {
